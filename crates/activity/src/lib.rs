@@ -1,0 +1,156 @@
+//! The append-only audit log of the Finetune security backend.
+//!
+//! [`record`] writes one entry on the caller's connection, inside the transaction of the
+//! operation it records, so either both exist afterwards or neither does. The database
+//! rejects UPDATE and DELETE on the table with triggers.
+//!
+//! This crate depends on `finetune-core` only and reads no settings.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use finetune_core::RequestContext;
+use finetune_core::db::DbConnection;
+use finetune_core::db::schema::audit_log;
+use finetune_core::user::MAX_USERNAME_CHARS;
+
+/// An audited operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A login attempt, through cookies or the token API.
+    Login,
+    /// A refresh-token rotation.
+    Refresh,
+    /// A used refresh token presented again.
+    TokenReuse,
+    /// A logout or a blacklisted refresh token.
+    Logout,
+    /// A logout of every session.
+    LogoutAll,
+    /// A password change by the user.
+    PasswordChange,
+    /// A user created (by an admin or the command line).
+    UserCreate,
+    /// A role granted to a user.
+    RoleGrant,
+}
+
+impl Action {
+    /// The stored name, such as `auth.login`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "auth.login",
+            Self::Refresh => "auth.refresh",
+            Self::TokenReuse => "auth.token_reuse",
+            Self::Logout => "auth.logout",
+            Self::LogoutAll => "auth.logout_all",
+            Self::PasswordChange => "auth.password_change",
+            Self::UserCreate => "user.create",
+            Self::RoleGrant => "role.grant",
+        }
+    }
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what was asked.
+    Success,
+    /// It failed (wrong password, bad token).
+    Failure,
+    /// It was refused for lack of permission.
+    Denied,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+/// An entry to record.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The operation.
+    pub action: Action,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The user who acted, when known.
+    pub actor_id: Option<i64>,
+    /// The actor's username at the time (for a failed login, the attempted one).
+    pub actor_username: Option<String>,
+    /// The kind of object acted on, such as `user`.
+    pub target_type: Option<&'static str>,
+    /// The id of the object acted on.
+    pub target_id: Option<String>,
+    /// Further facts as a JSON object; never a password or a token.
+    pub details: serde_json::Value,
+}
+
+impl NewEntry {
+    /// Creates an entry with no actor, target or details.
+    pub fn new(action: Action, outcome: Outcome) -> Self {
+        Self {
+            action,
+            outcome,
+            actor_id: None,
+            actor_username: None,
+            target_type: None,
+            target_id: None,
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Sets the actor; the username is cut to the maximum username length.
+    pub fn actor(mut self, actor_id: Option<i64>, username: Option<&str>) -> Self {
+        self.actor_id = actor_id;
+        self.actor_username = username.map(|name| name.chars().take(MAX_USERNAME_CHARS).collect());
+        self
+    }
+
+    /// Sets the target.
+    pub fn target(mut self, target_type: &'static str, target_id: impl ToString) -> Self {
+        self.target_type = Some(target_type);
+        self.target_id = Some(target_id.to_string());
+        self
+    }
+
+    /// Adds one detail.
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        if let serde_json::Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// Writes `entry` with the request's IP, user agent and request id.
+pub fn record(
+    connection: &mut DbConnection,
+    entry: &NewEntry,
+    context: &RequestContext,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    let request_id = Some(context.request_id.as_str()).filter(|id| !id.is_empty());
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::occurred_at.eq(now.naive_utc()),
+            audit_log::actor_id.eq(entry.actor_id),
+            audit_log::actor_username.eq(entry.actor_username.as_deref()),
+            audit_log::action.eq(entry.action.as_str()),
+            audit_log::outcome.eq(entry.outcome.as_str()),
+            audit_log::target_type.eq(entry.target_type),
+            audit_log::target_id.eq(entry.target_id.as_deref()),
+            audit_log::ip.eq(context.client_ip.map(|ip| ip.to_string())),
+            audit_log::user_agent.eq(context.user_agent.as_deref()),
+            audit_log::request_id.eq(request_id),
+            audit_log::details.eq(entry.details.to_string()),
+        ))
+        .execute(connection)?;
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! Refresh tokens: opaque 256-bit random strings stored only as SHA-256 hashes.
+//!
+//! Each token belongs to a family that starts at login. Rotation marks the presented
+//! token used with one conditional write and issues a successor in the same family;
+//! presenting a used token again is reuse, which revokes the whole family. Every
+//! function takes the connection of a transaction the caller opened, so the audit
+//! entry of the operation lands in the same transaction.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use finetune_core::db::DbConnection;
+use finetune_core::db::schema::refresh_tokens;
+use finetune_core::{Secret, UserId};
+use sha2::{Digest, Sha256};
+
+use crate::error::{AuthError, TokenRejection};
+
+/// The longest refresh token accepted, in bytes; real ones are 43.
+pub const MAX_REFRESH_TOKEN_BYTES: usize = 256;
+
+/// Why a family or a token was revoked, stored in `revoked_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The user logged out of this session.
+    Logout,
+    /// The user logged out of every session.
+    LogoutAll,
+    /// The token was blacklisted through the token API.
+    Blacklist,
+    /// A used token was presented again.
+    Reuse,
+    /// The password changed.
+    PasswordChange,
+    /// The user was deactivated.
+    Deactivated,
+}
+
+impl RevokeReason {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::Blacklist => "blacklist",
+            Self::Reuse => "reuse",
+            Self::PasswordChange => "password_change",
+            Self::Deactivated => "deactivated",
+        }
+    }
+}
+
+/// A newly issued refresh token.
+#[derive(Clone)]
+pub struct IssuedRefreshToken {
+    /// The token to hand to the client; only its hash is stored.
+    pub token: Secret,
+    /// The family it belongs to.
+    pub family_id: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for IssuedRefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedRefreshToken")
+            .field("family_id", &self.family_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of presenting a refresh token for rotation.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was valid; it is now used and `successor` replaces it.
+    Rotated {
+        /// The token owner.
+        user_id: UserId,
+        /// The successor, in the same family.
+        successor: IssuedRefreshToken,
+    },
+    /// The token had been used already: the family is now revoked. The caller commits
+    /// (so the revocation and its audit entry persist) and answers `token_reused`.
+    Reused {
+        /// The token owner.
+        user_id: UserId,
+        /// The revoked family.
+        family_id: String,
+    },
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+struct StoredToken {
+    id: i64,
+    user_id: i64,
+    family_id: String,
+    expires_at: NaiveDateTime,
+    used_at: Option<NaiveDateTime>,
+    revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = refresh_tokens)]
+struct NewToken<'a> {
+    user_id: i64,
+    family_id: &'a str,
+    token_hash: &'a str,
+    issued_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+}
+
+/// Returns the stored form of a token: SHA-256, hex. A fast hash suffices because the
+/// token has 256 random bits.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn random_url_safe(bytes: usize) -> Result<String, AuthError> {
+    let mut buffer = vec![0u8; bytes];
+    crate::tokens::getrandom_fill(&mut buffer)?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
+}
+
+/// `now + lifetime`, in whole seconds like JWT times.
+fn expiry(now: DateTime<Utc>, lifetime: Duration) -> DateTime<Utc> {
+    let seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
+    DateTime::from_timestamp(now.timestamp().saturating_add(seconds), 0).unwrap_or(now)
+}
+
+/// Issues a refresh token for `user_id`: in `family_id` when given (a rotation), else
+/// in a new family (a login).
+pub fn issue(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    family_id: Option<&str>,
+    now: DateTime<Utc>,
+    lifetime: Duration,
+) -> Result<IssuedRefreshToken, AuthError> {
+    let token = random_url_safe(32)?;
+    let family_id = match family_id {
+        Some(family) => family.to_owned(),
+        None => random_url_safe(16)?,
+    };
+    let expires_at = expiry(now, lifetime);
+    let token_hash = hash_token(&token);
+
+    diesel::insert_into(refresh_tokens::table)
+        .values(NewToken {
+            user_id: user_id.0,
+            family_id: &family_id,
+            token_hash: &token_hash,
+            issued_at: now.naive_utc(),
+            expires_at: expires_at.naive_utc(),
+        })
+        .execute(connection)?;
+    Ok(IssuedRefreshToken { token: Secret::new(token), family_id, expires_at })
+}
+
+fn find(connection: &mut DbConnection, presented: &str) -> Result<StoredToken, AuthError> {
+    if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_BYTES {
+        return Err(AuthError::TokenNotValid(TokenRejection::Malformed));
+    }
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash_token(presented)))
+        .select(StoredToken::as_select())
+        .first(connection)
+        .optional()?
+        .ok_or(AuthError::TokenNotValid(TokenRejection::Unknown))
+}
+
+/// Revokes every live token of a family; returns how many were revoked.
+pub fn revoke_family(
+    connection: &mut DbConnection,
+    family_id: &str,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> Result<usize, AuthError> {
+    let revoked = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set((refresh_tokens::revoked_at.eq(now.naive_utc()), refresh_tokens::revoked_reason.eq(reason.as_str())))
+    .execute(connection)?;
+    Ok(revoked)
+}
+
+/// Revokes every live token of a user; returns how many were revoked.
+pub fn revoke_all_for_user(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> Result<usize, AuthError> {
+    let revoked = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(user_id.0))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set((refresh_tokens::revoked_at.eq(now.naive_utc()), refresh_tokens::revoked_reason.eq(reason.as_str())))
+    .execute(connection)?;
+    Ok(revoked)
+}
+
+/// Rotates a presented refresh token at `now`.
+///
+/// Errors with `TokenNotValid` when the token is unknown, revoked or expired. A token
+/// already used, or used concurrently by another request that won the conditional
+/// write, returns [`Rotation::Reused`] after revoking its family.
+pub fn rotate(
+    connection: &mut DbConnection,
+    presented: &str,
+    now: DateTime<Utc>,
+    lifetime: Duration,
+) -> Result<Rotation, AuthError> {
+    let stored = find(connection, presented)?;
+    let user_id = UserId(stored.user_id);
+
+    if stored.used_at.is_some() {
+        revoke_family(connection, &stored.family_id, now, RevokeReason::Reuse)?;
+        return Ok(Rotation::Reused { user_id, family_id: stored.family_id });
+    }
+    if stored.revoked_at.is_some() {
+        return Err(AuthError::TokenNotValid(TokenRejection::Revoked));
+    }
+    if stored.expires_at <= now.naive_utc() {
+        return Err(AuthError::TokenNotValid(TokenRejection::Expired));
+    }
+
+    // The conditional write decides the winner among concurrent rotations: only one
+    // request can move `used_at` from NULL.
+    let won = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::id.eq(stored.id))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(now.naive_utc()))
+    .execute(connection)?;
+    if won == 0 {
+        revoke_family(connection, &stored.family_id, now, RevokeReason::Reuse)?;
+        return Ok(Rotation::Reused { user_id, family_id: stored.family_id });
+    }
+
+    let successor = issue(connection, user_id, Some(&stored.family_id), now, lifetime)?;
+    Ok(Rotation::Rotated { user_id, successor })
+}
+
+/// Revokes the family of a presented token (logout, blacklist); returns the owner and
+/// the family, or `None` when the token is unknown.
+pub fn revoke_presented(
+    connection: &mut DbConnection,
+    presented: &str,
+    now: DateTime<Utc>,
+    reason: RevokeReason,
+) -> Result<Option<(UserId, String)>, AuthError> {
+    let stored = match find(connection, presented) {
+        Ok(stored) => stored,
+        Err(AuthError::TokenNotValid(_)) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    revoke_family(connection, &stored.family_id, now, reason)?;
+    Ok(Some((UserId(stored.user_id), stored.family_id)))
+}
+
+/// Looks up a presented token without changing it; returns the owner, the family and
+/// whether it is still usable (not used, not revoked, not expired).
+pub fn inspect(
+    connection: &mut DbConnection,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> Result<(UserId, String, Result<(), AuthError>), AuthError> {
+    let stored = find(connection, presented)?;
+    let state = if stored.used_at.is_some() {
+        Err(AuthError::TokenReused)
+    } else if stored.revoked_at.is_some() {
+        Err(AuthError::TokenNotValid(TokenRejection::Revoked))
+    } else if stored.expires_at <= now.naive_utc() {
+        Err(AuthError::TokenNotValid(TokenRejection::Expired))
+    } else {
+        Ok(())
+    };
+    Ok((UserId(stored.user_id), stored.family_id, state))
+}
+
+/// Deletes tokens that expired more than `leeway` before `now`; returns how many.
+pub fn flush_expired(
+    connection: &mut DbConnection,
+    now: DateTime<Utc>,
+    leeway: Duration,
+) -> Result<usize, AuthError> {
+    let cutoff =
+        expiry(now, Duration::ZERO) - chrono::Duration::seconds(i64::try_from(leeway.as_secs()).unwrap_or(0));
+    let deleted =
+        diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(cutoff.naive_utc())))
+            .execute(connection)?;
+    Ok(deleted)
+}

@@ -1,0 +1,266 @@
+//! Access tokens: short-lived JWTs with `kid`, `sub`, `token_type`, `jti`, `iat`, `exp`,
+//! `iss`, `aud` and `roles`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use finetune_core::{Secret, UserId};
+use jwt_simple::prelude::{Claims, JWTClaims, MACLike, Token, UnixTimeStamp, VerificationOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::LEEWAY;
+use crate::error::{AuthError, TokenRejection};
+use crate::keys::KeyRing;
+
+/// The `token_type` claim of access tokens.
+pub const ACCESS_TOKEN_TYPE: &str = "access";
+/// The longest token accepted for verification, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+const ALGORITHM: &str = "HS256";
+
+/// The claims of an access token besides the registered ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CustomClaims {
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// The claims of a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// `sub`: the user id.
+    pub user_id: UserId,
+    /// `jti`.
+    pub token_id: String,
+    /// `roles` when the token was issued; permission checks read the current grants.
+    pub roles: Vec<String>,
+    /// `exp`.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A freshly signed access token.
+#[derive(Clone)]
+pub struct IssuedAccessToken {
+    /// The compact JWT.
+    pub token: Secret,
+    /// `exp`.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedAccessToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// Issues and verifies access tokens with one key ring, issuer and audience.
+#[derive(Debug, Clone)]
+pub struct AccessTokens {
+    ring: KeyRing,
+    issuer: String,
+    audience: String,
+    lifetime: Duration,
+}
+
+impl AccessTokens {
+    /// Creates the issuer and verifier.
+    pub fn new(
+        ring: KeyRing,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        lifetime: Duration,
+    ) -> Self {
+        Self { ring, issuer: issuer.into(), audience: audience.into(), lifetime }
+    }
+
+    /// Returns the key ring.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Returns the access-token lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Signs an access token for `user_id` with the current `roles`, issued at `now`.
+    pub fn issue(
+        &self,
+        user_id: UserId,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<IssuedAccessToken, AuthError> {
+        let issued_at = unix_seconds(now);
+        let lifetime = self.lifetime.as_secs();
+        let custom = CustomClaims { token_type: Some(ACCESS_TOKEN_TYPE.into()), roles: roles.to_vec() };
+
+        let mut claims =
+            Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(lifetime))
+                .with_subject(user_id)
+                .with_issuer(&self.issuer)
+                .with_audience(&self.audience)
+                .with_jwt_id(random_token_id()?);
+        claims.issued_at = Some(UnixTimeStamp::from_secs(issued_at));
+        claims.invalid_before = None;
+        claims.expires_at = Some(UnixTimeStamp::from_secs(issued_at + lifetime));
+
+        let token = self
+            .ring
+            .signing_key()
+            .key()
+            .authenticate(claims)
+            .map_err(|error| AuthError::Signing(error.to_string()))?;
+        let expires_at = DateTime::from_timestamp((issued_at + lifetime) as i64, 0).unwrap_or(now);
+        Ok(IssuedAccessToken { token: Secret::new(token), expires_at })
+    }
+
+    /// Verifies an access token at `now`: algorithm, `kid`, signature, `iss`, `aud`,
+    /// `nbf`, `iat`, `exp` (required) with [`LEEWAY`], `token_type`, `sub` and `jti`.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, AuthError> {
+        let reject = |reason| AuthError::TokenNotValid(reason);
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(reject(TokenRejection::Malformed));
+        }
+
+        let metadata = Token::decode_metadata(token).map_err(|_| reject(TokenRejection::Malformed))?;
+        if metadata.algorithm() != ALGORITHM {
+            return Err(reject(TokenRejection::WrongAlgorithm));
+        }
+        let key = metadata
+            .key_id()
+            .and_then(|kid| self.ring.verifying_key(kid))
+            .ok_or(reject(TokenRejection::UnknownKey))?;
+
+        let options = VerificationOptions {
+            allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
+            allowed_audiences: Some(HashSet::from([self.audience.clone()])),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(LEEWAY.as_secs())),
+            artificial_time: Some(UnixTimeStamp::from_secs(unix_seconds(now))),
+            max_token_length: Some(MAX_TOKEN_BYTES),
+            ..VerificationOptions::default()
+        };
+        let claims: JWTClaims<CustomClaims> =
+            key.key().verify_token(token, Some(options)).map_err(|error| {
+                if error.to_string().contains("expired") {
+                    reject(TokenRejection::Expired)
+                } else {
+                    reject(TokenRejection::BadSignatureOrClaims)
+                }
+            })?;
+
+        // jwt-simple checks `exp` only when present; a token without it never expires.
+        let Some(expires_at) = claims.expires_at else {
+            return Err(reject(TokenRejection::MissingExpiry));
+        };
+        if claims.custom.token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err(reject(TokenRejection::WrongType));
+        }
+        let user_id = claims
+            .subject
+            .as_deref()
+            .and_then(|sub| sub.parse::<i64>().ok())
+            .ok_or(reject(TokenRejection::BadSubject))?;
+        let token_id =
+            claims.jwt_id.filter(|jti| !jti.is_empty()).ok_or(reject(TokenRejection::BadSubject))?;
+
+        Ok(AccessClaims {
+            user_id: UserId(user_id),
+            token_id,
+            roles: claims.custom.roles,
+            expires_at: DateTime::from_timestamp(expires_at.as_secs() as i64, 0).unwrap_or(now),
+        })
+    }
+}
+
+fn unix_seconds(time: DateTime<Utc>) -> u64 {
+    u64::try_from(time.timestamp()).unwrap_or(0)
+}
+
+/// A random 128-bit id, base64url.
+fn random_token_id() -> Result<String, AuthError> {
+    let mut bytes = [0u8; 16];
+    getrandom_fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Fills `bytes` from the operating system's random source.
+pub(crate) fn getrandom_fill(bytes: &mut [u8]) -> Result<(), AuthError> {
+    getrandom::fill(bytes).map_err(|error| AuthError::Signing(format!("random source failed: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as ChronoDuration;
+
+    const SECRET: &[u8] = b"test-secret-test-secret-test-secret-xx";
+
+    fn tokens() -> AccessTokens {
+        let ring = KeyRing::hs256(SECRET, &[]).unwrap_or_else(|e| unreachable!("{e}"));
+        AccessTokens::new(ring, "finetune", "finetune-erp", Duration::from_secs(300))
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn issued_token_verifies() {
+        let tokens = tokens();
+        let issued =
+            tokens.issue(UserId(7), &["system_admin".into()], now()).unwrap_or_else(|e| unreachable!("{e}"));
+        let claims = tokens.verify(issued.token.expose(), now()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(claims.user_id, UserId(7));
+        assert_eq!(claims.roles, vec!["system_admin".to_string()]);
+    }
+
+    #[test]
+    fn expired_token_rejected_after_leeway() {
+        let tokens = tokens();
+        let issued = tokens.issue(UserId(7), &[], now()).unwrap_or_else(|e| unreachable!("{e}"));
+        let within_leeway = now() + ChronoDuration::seconds(300 + 29);
+        let past_leeway = now() + ChronoDuration::seconds(300 + 31);
+        assert!(tokens.verify(issued.token.expose(), within_leeway).is_ok());
+        assert!(matches!(
+            tokens.verify(issued.token.expose(), past_leeway),
+            Err(AuthError::TokenNotValid(TokenRejection::Expired))
+        ));
+    }
+
+    #[test]
+    fn fallback_key_verifies_old_tokens() {
+        let old_ring = KeyRing::hs256(b"old-secret-old-secret-old-secret-xx", &[])
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let old = AccessTokens::new(old_ring, "finetune", "finetune-erp", Duration::from_secs(300));
+        let issued = old.issue(UserId(1), &[], now()).unwrap_or_else(|e| unreachable!("{e}"));
+
+        let rotated_ring = KeyRing::hs256(SECRET, &[b"old-secret-old-secret-old-secret-xx"])
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let rotated = AccessTokens::new(rotated_ring, "finetune", "finetune-erp", Duration::from_secs(300));
+        assert!(rotated.verify(issued.token.expose(), now()).is_ok());
+        assert!(tokens().verify(issued.token.expose(), now()).is_err());
+    }
+
+    #[test]
+    fn wrong_audience_rejected() {
+        let ring = KeyRing::hs256(SECRET, &[]).unwrap_or_else(|e| unreachable!("{e}"));
+        let other = AccessTokens::new(ring, "finetune", "another-app", Duration::from_secs(300));
+        let issued = other.issue(UserId(1), &[], now()).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(tokens().verify(issued.token.expose(), now()).is_err());
+    }
+
+    #[test]
+    fn oversized_token_rejected() {
+        let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert!(matches!(
+            tokens().verify(&huge, now()),
+            Err(AuthError::TokenNotValid(TokenRejection::Malformed))
+        ));
+    }
+}

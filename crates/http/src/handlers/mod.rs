@@ -1,0 +1,5 @@
+//! Request handlers, one module per area.
+
+pub mod auth;
+pub mod ops;
+pub mod token_api;

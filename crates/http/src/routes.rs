@@ -1,0 +1,64 @@
+//! The routing table. Every API path answers with and without its trailing slash.
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{Resource, web};
+
+use actix_web::middleware::from_fn;
+
+use crate::edge::errors_to_responses;
+use crate::extract::json_config;
+use crate::handlers::{auth, ops, token_api};
+
+/// A resource answering `path` (which ends with `/`) and the same path without the
+/// slash; other methods get 405 in the contract's shape.
+fn api_resource(
+    path: &'static str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource([path, path.trim_end_matches('/')])
+        .default_service(web::to(ops::method_not_allowed))
+        .wrap(from_fn(errors_to_responses))
+}
+
+fn plain_resource(
+    path: &'static str,
+) -> Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path).default_service(web::to(ops::method_not_allowed)).wrap(from_fn(errors_to_responses))
+}
+
+/// Registers every route and the JSON configuration. The caller adds the
+/// [`crate::AppState`] as `web::Data`, wraps [`crate::edge::edge`] outermost and sets
+/// [`ops::not_found`] as the default service.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .app_data(json_config())
+        .service(plain_resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(plain_resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(plain_resource("/.well-known/jwks.json").route(web::get().to(ops::jwks)))
+        .service(api_resource("/api/auth/login/").route(web::post().to(auth::login)))
+        .service(api_resource("/api/auth/refresh/").route(web::post().to(auth::refresh)))
+        .service(api_resource("/api/auth/logout/").route(web::post().to(auth::logout)))
+        .service(api_resource("/api/auth/logout-all/").route(web::post().to(auth::logout_all)))
+        .service(api_resource("/api/auth/me/").route(web::get().to(auth::me)))
+        .service(api_resource("/api/auth/password/").route(web::post().to(auth::change_password)))
+        .service(api_resource("/api/auth/token/").route(web::post().to(token_api::obtain)))
+        .service(api_resource("/api/auth/token/refresh/").route(web::post().to(token_api::refresh)))
+        .service(api_resource("/api/auth/token/verify/").route(web::post().to(token_api::verify)))
+        .service(api_resource("/api/auth/token/blacklist/").route(web::post().to(token_api::blacklist)));
+}

@@ -1,0 +1,125 @@
+//! Users: lookup by canonical username, creation, password and state changes.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use finetune_core::UserId;
+use finetune_core::db::DbConnection;
+use finetune_core::db::schema::users;
+use finetune_core::user::{UserView, canonical_username};
+
+use crate::RbacError;
+use crate::roles::role_names;
+
+/// A stored user.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// The id.
+    pub id: i64,
+    /// The username as given, NFKC-normalized.
+    pub username: String,
+    /// The email address, if any.
+    pub email: Option<String>,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// False once deactivated.
+    pub is_active: bool,
+    /// When the user was created.
+    pub created_at: NaiveDateTime,
+}
+
+impl User {
+    /// Returns the typed id.
+    pub fn user_id(&self) -> UserId {
+        UserId(self.id)
+    }
+}
+
+/// A user to create. `username` must already be normalized and validated.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    /// The normalized username.
+    pub username: &'a str,
+    /// The email address, if any.
+    pub email: Option<&'a str>,
+    /// The argon2id PHC string.
+    pub password_hash: &'a str,
+}
+
+/// Finds a user by username, compared in canonical form (NFKC, case-folded).
+pub fn find_by_username(connection: &mut DbConnection, username: &str) -> Result<Option<User>, RbacError> {
+    let user = users::table
+        .filter(users::username_canonical.eq(canonical_username(username)))
+        .select(User::as_select())
+        .first(connection)
+        .optional()?;
+    Ok(user)
+}
+
+/// Finds a user by id.
+pub fn find(connection: &mut DbConnection, user_id: UserId) -> Result<Option<User>, RbacError> {
+    let user = users::table.find(user_id.0).select(User::as_select()).first(connection).optional()?;
+    Ok(user)
+}
+
+/// Returns the number of users.
+pub fn count(connection: &mut DbConnection) -> Result<i64, RbacError> {
+    Ok(users::table.count().get_result(connection)?)
+}
+
+/// Creates a user; errors with [`RbacError::UsernameTaken`] when the canonical username
+/// exists.
+pub fn create(
+    connection: &mut DbConnection,
+    new_user: &NewUser<'_>,
+    now: DateTime<Utc>,
+) -> Result<User, RbacError> {
+    let canonical = canonical_username(new_user.username);
+    if let Some(_existing) = find_by_username(connection, new_user.username)? {
+        return Err(RbacError::UsernameTaken);
+    }
+    let inserted = diesel::insert_into(users::table)
+        .values((
+            users::username.eq(new_user.username),
+            users::username_canonical.eq(&canonical),
+            users::email.eq(new_user.email),
+            users::password_hash.eq(new_user.password_hash),
+            users::is_active.eq(true),
+            users::created_at.eq(now.naive_utc()),
+            users::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(connection);
+    match inserted {
+        Ok(_) => {}
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            return Err(RbacError::UsernameTaken);
+        }
+        Err(other) => return Err(other.into()),
+    }
+    find_by_username(connection, new_user.username)?
+        .ok_or(RbacError::Core(finetune_core::CoreError::NotFound("user")))
+}
+
+/// Replaces the password hash of `user_id`.
+pub fn set_password_hash(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RbacError> {
+    diesel::update(users::table.find(user_id.0))
+        .set((users::password_hash.eq(password_hash), users::updated_at.eq(now.naive_utc())))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Returns the API view of `user` with its current roles.
+pub fn view(connection: &mut DbConnection, user: &User) -> Result<UserView, RbacError> {
+    Ok(UserView {
+        id: user.user_id(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        roles: role_names(connection, user.user_id())?,
+        is_active: user.is_active,
+    })
+}

@@ -1,0 +1,40 @@
+//! The `finetune` binary: reads settings, parses the command line, and composes the
+//! crates of the Finetune security backend into a server or a one-off command.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod commands;
+mod logging;
+mod secrets;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, commands::CommandError> {
+    let settings = finetune_core::settings::Settings::load()?;
+    logging::init(settings.log_format);
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve::serve(settings).map(|()| ExitCode::SUCCESS),
+        Command::Migrate => commands::migrate(&settings).map(|()| ExitCode::SUCCESS),
+        Command::Createsuperuser { username, email } => {
+            commands::create_superuser(&settings, &username, email.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Flushexpiredtokens => commands::flush_expired_tokens(&settings).map(|()| ExitCode::SUCCESS),
+    }
+}

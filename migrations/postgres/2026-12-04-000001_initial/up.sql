@@ -1,0 +1,88 @@
+-- Users, roles, refresh tokens and the append-only audit log (PostgreSQL).
+-- Times are UTC timestamps without a zone; ids are 64-bit integers.
+
+CREATE TABLE users (
+    id BIGSERIAL PRIMARY KEY,
+    username TEXT NOT NULL,
+    username_canonical TEXT NOT NULL UNIQUE,
+    email TEXT,
+    password_hash TEXT NOT NULL,
+    is_active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE roles (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    builtin BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE role_permissions (
+    role_id BIGINT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    permission TEXT NOT NULL,
+    PRIMARY KEY (role_id, permission)
+);
+
+CREATE TABLE user_roles (
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role_id BIGINT NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    granted_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, role_id)
+);
+CREATE INDEX user_roles_role_id ON user_roles (role_id);
+
+CREATE TABLE refresh_tokens (
+    id BIGSERIAL PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    family_id TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    issued_at TIMESTAMP NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    used_at TIMESTAMP,
+    revoked_at TIMESTAMP,
+    revoked_reason TEXT
+);
+CREATE INDEX refresh_tokens_family_id ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_user_id ON refresh_tokens (user_id);
+CREATE INDEX refresh_tokens_expires_at ON refresh_tokens (expires_at);
+
+CREATE TABLE audit_log (
+    id BIGSERIAL PRIMARY KEY,
+    occurred_at TIMESTAMP NOT NULL,
+    actor_id BIGINT,
+    actor_username TEXT,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    target_type TEXT,
+    target_id TEXT,
+    ip TEXT,
+    user_agent TEXT,
+    request_id TEXT,
+    details TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_occurred_at ON audit_log (occurred_at, id);
+CREATE INDEX audit_log_actor_id ON audit_log (actor_id, id);
+CREATE INDEX audit_log_action ON audit_log (action, id);
+
+-- The audit log is append-only: the database itself rejects changes and deletions.
+CREATE FUNCTION audit_log_reject_change() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP;
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER audit_log_reject_update_delete BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_reject_change();
+CREATE TRIGGER audit_log_reject_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_reject_change();
+
+-- The built-in role that holds every permission.
+INSERT INTO roles (name, description, builtin, created_at)
+VALUES ('system_admin', 'Holds every permission.', TRUE, (now() AT TIME ZONE 'UTC'));
+INSERT INTO role_permissions (role_id, permission)
+SELECT roles.id, p.permission FROM roles,
+    (VALUES ('users.manage'), ('roles.manage'), ('logs.read'), ('logs.export')) AS p (permission)
+WHERE roles.name = 'system_admin';
