@@ -4,8 +4,14 @@
 //! operation it records, so either both exist afterwards or neither does. The database
 //! rejects UPDATE and DELETE on the table with triggers.
 //!
+//! [`query`] lists entries newest first with keyset pagination; [`export`] writes the
+//! whole filtered log as CSV or JSON lines, oldest first, in chunks so memory stays flat.
+//!
 //! This crate depends on `finetune-core` only and reads no settings.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod export;
+pub mod query;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -31,8 +37,28 @@ pub enum Action {
     PasswordChange,
     /// A user created (by an admin or the command line).
     UserCreate,
+    /// A user's email, password or active state changed.
+    UserUpdate,
+    /// A user deactivated.
+    UserDeactivate,
     /// A role granted to a user.
     RoleGrant,
+    /// A role revoked from a user.
+    RoleRevoke,
+    /// A role created.
+    RoleCreate,
+    /// A role's description or permissions changed.
+    RoleUpdate,
+    /// A role deleted.
+    RoleDelete,
+    /// A signing key rotated.
+    KeysRotate,
+    /// An audit-log export started.
+    LogsExport,
+    /// An audit-log export ended (row count, or the failure).
+    LogsExportCompleted,
+    /// A request refused for lack of permission.
+    AccessDenied,
 }
 
 impl Action {
@@ -46,7 +72,17 @@ impl Action {
             Self::LogoutAll => "auth.logout_all",
             Self::PasswordChange => "auth.password_change",
             Self::UserCreate => "user.create",
+            Self::UserUpdate => "user.update",
+            Self::UserDeactivate => "user.deactivate",
             Self::RoleGrant => "role.grant",
+            Self::RoleRevoke => "role.revoke",
+            Self::RoleCreate => "role.create",
+            Self::RoleUpdate => "role.update",
+            Self::RoleDelete => "role.delete",
+            Self::KeysRotate => "keys.rotate",
+            Self::LogsExport => "logs.export",
+            Self::LogsExportCompleted => "logs.export_completed",
+            Self::AccessDenied => "access.denied",
         }
     }
 }
@@ -63,6 +99,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Success, Self::Failure, Self::Denied].into_iter().find(|outcome| outcome.as_str() == name)
+    }
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -12,14 +12,20 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
     /// The `User-Agent` header, cut to [`RequestContext::MAX_USER_AGENT_CHARS`].
     pub user_agent: Option<String>,
+    /// The HTTP method, empty outside requests.
+    pub method: String,
+    /// The request path without the query, cut to [`RequestContext::MAX_PATH_CHARS`].
+    pub path: String,
 }
 
 impl RequestContext {
     /// The maximum number of user-agent characters kept.
     pub const MAX_USER_AGENT_CHARS: usize = 512;
+    /// The maximum number of path characters kept.
+    pub const MAX_PATH_CHARS: usize = 512;
 
     /// Creates the context of an operation started from the command line.
     pub fn command_line() -> Self {
-        Self { request_id: String::new(), client_ip: None, user_agent: None }
+        Self::default()
     }
 }

@@ -86,6 +86,27 @@ pub fn validate_new_password(password: &str, username: &str, field: &str) -> Res
     Ok(())
 }
 
+/// The maximum email length in characters.
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Checks an email address: at most 254 characters, no whitespace or control
+/// characters, one `@` with a non-empty local part and a domain that holds a dot and
+/// neither starts nor ends with one.
+pub fn validate_email(email: &str) -> Result<(), CoreError> {
+    let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+    });
+    let clean = !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if email.chars().count() > MAX_EMAIL_CHARS || !well_formed || !clean {
+        return Err(CoreError::invalid("email", "Enter a valid email address."));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +132,15 @@ mod tests {
     #[test]
     fn canonical_username_folds_case_and_width() {
         assert_eq!(canonical_username("Alice"), canonical_username("ＡＬＩＣＥ"));
+    }
+
+    #[test]
+    fn email_validation_accepts_and_rejects() {
+        assert!(validate_email("ada@example.com").is_ok());
+        assert!(validate_email("ada@localhost").is_err());
+        assert!(validate_email("ada example@example.com").is_err());
+        assert!(validate_email("@example.com").is_err());
+        assert!(validate_email("ada@@example.com").is_err());
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub async fn edge(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|agent| agent.chars().take(RequestContext::MAX_USER_AGENT_CHARS).collect()),
+        method: request.method().to_string(),
+        path: request.path().chars().take(RequestContext::MAX_PATH_CHARS).collect(),
     };
     request.extensions_mut().insert(context.clone());
 

@@ -208,7 +208,20 @@ impl From<RbacError> for ApiError {
             RbacError::UsernameTaken => {
                 Self::new(StatusCode::CONFLICT, "username_taken", "A user with that username already exists.")
             }
-            RbacError::RoleNotFound(_) => Self::not_found(),
+            RbacError::RoleNotFound(_) | RbacError::UserNotFound(_) => Self::not_found(),
+            RbacError::RoleExists(name) => {
+                Self::new(StatusCode::CONFLICT, "conflict", format!("A role named {name:?} already exists."))
+            }
+            RbacError::BuiltinRole(name) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("The built-in role {name:?} cannot be changed or deleted."),
+            ),
+            RbacError::LastSystemAdmin => Self::new(
+                StatusCode::CONFLICT,
+                "last_system_admin",
+                "The last active system_admin cannot be deactivated or lose the role.",
+            ),
             RbacError::Core(core) => core.into(),
         }
     }
@@ -231,6 +244,9 @@ mod tests {
             (AuthError::TokenNotValid(TokenRejection::Expired).into(), 401, "token_not_valid"),
             (AuthError::TokenReused.into(), 401, "token_reused"),
             (RbacError::UsernameTaken.into(), 409, "username_taken"),
+            (RbacError::LastSystemAdmin.into(), 409, "last_system_admin"),
+            (RbacError::BuiltinRole("system_admin".into()).into(), 409, "conflict"),
+            (RbacError::UserNotFound(9).into(), 404, "not_found"),
             (CoreError::Unavailable("pool timed out".into()).into(), 503, "service_unavailable"),
             (CoreError::Database("syntax error".into()).into(), 500, "server_error"),
             (CoreError::invalid("username", "blank").into(), 400, "invalid"),

@@ -9,6 +9,7 @@
 //! It reads no settings itself; `finetune-server` builds an [`AppState`] from them.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod authorize;
 pub mod blocking;
 pub mod cookies;
 pub mod edge;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod flows;
 pub mod handlers;
+pub mod pagination;
 pub mod routes;
 pub mod state;
 

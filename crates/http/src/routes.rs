@@ -8,7 +8,7 @@ use actix_web::middleware::from_fn;
 
 use crate::edge::errors_to_responses;
 use crate::extract::json_config;
-use crate::handlers::{auth, ops, token_api};
+use crate::handlers::{admin_roles, admin_users, auth, logs, ops, token_api};
 
 /// A resource answering `path` (which ends with `/`) and the same path without the
 /// slash; other methods get 405 in the contract's shape.
@@ -60,5 +60,32 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(api_resource("/api/auth/token/").route(web::post().to(token_api::obtain)))
         .service(api_resource("/api/auth/token/refresh/").route(web::post().to(token_api::refresh)))
         .service(api_resource("/api/auth/token/verify/").route(web::post().to(token_api::verify)))
-        .service(api_resource("/api/auth/token/blacklist/").route(web::post().to(token_api::blacklist)));
+        .service(api_resource("/api/auth/token/blacklist/").route(web::post().to(token_api::blacklist)))
+        .service(
+            api_resource("/api/admin/users/")
+                .route(web::get().to(admin_users::list))
+                .route(web::post().to(admin_users::create)),
+        )
+        .service(
+            api_resource("/api/admin/users/{id}/")
+                .route(web::get().to(admin_users::read))
+                .route(web::patch().to(admin_users::update)),
+        )
+        .service(api_resource("/api/admin/users/{id}/roles/").route(web::post().to(admin_users::grant)))
+        .service(
+            api_resource("/api/admin/users/{id}/roles/{role}/").route(web::delete().to(admin_users::revoke)),
+        )
+        .service(
+            api_resource("/api/admin/roles/")
+                .route(web::get().to(admin_roles::list))
+                .route(web::post().to(admin_roles::create)),
+        )
+        .service(
+            api_resource("/api/admin/roles/{name}/")
+                .route(web::get().to(admin_roles::read))
+                .route(web::patch().to(admin_roles::update))
+                .route(web::delete().to(admin_roles::delete)),
+        )
+        .service(api_resource("/api/logs/").route(web::get().to(logs::list)))
+        .service(api_resource("/api/logs/export/").route(web::get().to(logs::export)));
 }

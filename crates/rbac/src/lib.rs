@@ -21,6 +21,18 @@ pub enum RbacError {
     /// No role with this name.
     #[error("role {0:?} not found")]
     RoleNotFound(String),
+    /// No user with this id.
+    #[error("user {0} not found")]
+    UserNotFound(i64),
+    /// A role with this name exists.
+    #[error("role {0:?} already exists")]
+    RoleExists(String),
+    /// The built-in role cannot be changed or deleted.
+    #[error("the built-in role {0:?} cannot be changed or deleted")]
+    BuiltinRole(String),
+    /// The change would leave no active `system_admin`.
+    #[error("the last active system_admin cannot be deactivated or lose the role")]
+    LastSystemAdmin,
     /// A database or validation error.
     #[error(transparent)]
     Core(#[from] finetune_core::CoreError),

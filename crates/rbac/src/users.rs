@@ -123,3 +123,109 @@ pub fn view(connection: &mut DbConnection, user: &User) -> Result<UserView, Rbac
         is_active: user.is_active,
     })
 }
+
+/// Filters of the user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Usernames containing this text, compared in canonical form.
+    pub username: Option<String>,
+    /// Users holding this role.
+    pub role: Option<String>,
+    /// Active or inactive users.
+    pub is_active: Option<bool>,
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `\` as the escape character.
+fn like_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Lists users by ascending id after `after_id`, at most `limit` of them.
+pub fn list(
+    connection: &mut DbConnection,
+    filter: &UserFilter,
+    after_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<User>, RbacError> {
+    use finetune_core::db::schema::{roles, user_roles};
+
+    let mut query = users::table.select(User::as_select()).into_boxed();
+    if let Some(after_id) = after_id {
+        query = query.filter(users::id.gt(after_id));
+    }
+    if let Some(username) = &filter.username {
+        let pattern = format!("%{}%", like_escape(&canonical_username(username)));
+        query = query.filter(users::username_canonical.like(pattern).escape('\\'));
+    }
+    if let Some(is_active) = filter.is_active {
+        query = query.filter(users::is_active.eq(is_active));
+    }
+    if let Some(role) = &filter.role {
+        let holders = user_roles::table
+            .inner_join(roles::table)
+            .filter(roles::name.eq(role.clone()))
+            .select(user_roles::user_id);
+        query = query.filter(users::id.eq_any(holders));
+    }
+    Ok(query.order(users::id.asc()).limit(limit).load(connection)?)
+}
+
+/// Returns the API views of many users, loading their roles in one query.
+pub fn views(connection: &mut DbConnection, list: &[User]) -> Result<Vec<UserView>, RbacError> {
+    let ids: Vec<i64> = list.iter().map(|user| user.id).collect();
+    let mut roles = crate::roles::role_names_of(connection, &ids)?;
+    Ok(list
+        .iter()
+        .map(|user| UserView {
+            id: user.user_id(),
+            username: user.username.clone(),
+            email: user.email.clone(),
+            roles: roles.remove(&user.id).unwrap_or_default(),
+            is_active: user.is_active,
+        })
+        .collect())
+}
+
+/// Sets the email (`Some(None)` clears it).
+pub fn set_email(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    email: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), RbacError> {
+    diesel::update(users::table.find(user_id.0))
+        .set((users::email.eq(email), users::updated_at.eq(now.naive_utc())))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Activates or deactivates a user. Deactivating the last active `system_admin` is
+/// [`RbacError::LastSystemAdmin`].
+pub fn set_active(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    is_active: bool,
+    now: DateTime<Utc>,
+) -> Result<(), RbacError> {
+    if !is_active {
+        crate::roles::lock_system_admins(connection)?;
+        let was_active = find(connection, user_id)?.is_some_and(|user| user.is_active);
+        if was_active
+            && crate::roles::is_system_admin(connection, user_id)?
+            && crate::roles::active_system_admins(connection)? <= 1
+        {
+            return Err(RbacError::LastSystemAdmin);
+        }
+    }
+    diesel::update(users::table.find(user_id.0))
+        .set((users::is_active.eq(is_active), users::updated_at.eq(now.naive_utc())))
+        .execute(connection)?;
+    Ok(())
+}

@@ -33,4 +33,46 @@ pub enum Command {
     },
     /// Delete refresh-token rows that expired more than the leeway ago.
     Flushexpiredtokens,
+    /// Audit-log commands.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+    /// Fill the database with generated users and audit entries, for benchmarks and
+    /// manual tests. Seeded users share one password, read like createsuperuser's.
+    Seed {
+        /// Number of users to create, named seed-user-1, seed-user-2, ...
+        #[arg(long, default_value_t = 0)]
+        users: u64,
+        /// Number of audit entries to append.
+        #[arg(long, default_value_t = 0)]
+        audit_entries: u64,
+    },
+}
+
+/// `finetune logs ...`.
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Export the audit log, oldest first, as the HTTP export does.
+    Export {
+        /// Entries at or after this RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Entries at or before this RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+        /// A user id (integer) or a username.
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action name, such as auth.login.
+        #[arg(long)]
+        action: Option<String>,
+        /// success, failure or denied.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write; standard output when omitted.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
 }

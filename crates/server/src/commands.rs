@@ -8,7 +8,9 @@ use finetune_activity::{Action, NewEntry, Outcome, record};
 use finetune_auth::password::Passwords;
 use finetune_core::db::{DbConnection, DbPool, build_pool, establish, run_migrations, write_transaction};
 use finetune_core::settings::{Settings, SettingsError};
-use finetune_core::user::{MAX_PASSWORD_BYTES, SYSTEM_ADMIN_ROLE, normalize_username, validate_new_password};
+use finetune_core::user::{
+    MAX_PASSWORD_BYTES, SYSTEM_ADMIN_ROLE, normalize_username, validate_email, validate_new_password,
+};
 use finetune_core::{CoreError, RequestContext};
 use finetune_rbac::{NewUser, RbacError, User, roles, users};
 
@@ -94,18 +96,8 @@ pub fn create_admin(
     })
 }
 
-/// Checks an email address loosely: one `@` with text on both sides, no spaces, at most
-/// 254 characters.
-fn validate_email(email: &str) -> Result<(), CommandError> {
-    let valid = email.len() <= 254
-        && !email.contains(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
-    if valid { Ok(()) } else { Err(CommandError::Message(format!("invalid email address {email:?}"))) }
-}
-
-fn read_password() -> Result<String, CommandError> {
+/// Reads a password from standard input, or prompts twice on a terminal.
+pub fn read_password() -> Result<String, CommandError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let first = rpassword::prompt_password("Password: ")

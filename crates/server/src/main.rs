@@ -5,14 +5,16 @@
 mod cli;
 mod commands;
 mod logging;
+mod logs;
 mod secrets;
+mod seed;
 mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, LogsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,5 +38,12 @@ fn run(cli: Cli) -> Result<ExitCode, commands::CommandError> {
             commands::create_superuser(&settings, &username, email.as_deref()).map(|()| ExitCode::SUCCESS)
         }
         Command::Flushexpiredtokens => commands::flush_expired_tokens(&settings).map(|()| ExitCode::SUCCESS),
+        Command::Logs(LogsCommand::Export { from, to, actor, action, outcome, format, output }) => {
+            let filters = logs::ExportFilters { from, to, actor, action, outcome };
+            logs::export(&settings, &filters, &format, output.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Seed { users, audit_entries } => {
+            seed::seed(&settings, users, audit_entries).map(|()| ExitCode::SUCCESS)
+        }
     }
 }

@@ -66,6 +66,8 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_occurred_at ON audit_log (occurred_at, id);
 CREATE INDEX audit_log_actor_id ON audit_log (actor_id, id);
 CREATE INDEX audit_log_action ON audit_log (action, id);
+CREATE INDEX audit_log_actor_username ON audit_log (actor_username, id);
+CREATE INDEX users_is_active ON users (is_active, id);
 
 -- The audit log is append-only: the database itself rejects changes and deletions.
 CREATE TRIGGER audit_log_reject_update BEFORE UPDATE ON audit_log

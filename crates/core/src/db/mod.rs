@@ -16,7 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::error::CoreError;
 
-pub use connection::DbConnection;
+pub use connection::{DbConnection, MultiBackend};
 
 mod connection {
     // The derive generates undocumented public helper types.
