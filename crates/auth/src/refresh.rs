@@ -103,6 +103,16 @@ struct StoredToken {
     expires_at: NaiveDateTime,
     used_at: Option<NaiveDateTime>,
     revoked_at: Option<NaiveDateTime>,
+    revoked_reason: Option<String>,
+}
+
+impl StoredToken {
+    /// Revoked by logout, logout-all, a password change, a deactivation or the
+    /// blacklist: such a token answers "not valid" even if it was used before. A family
+    /// revoked for reuse keeps answering "reused".
+    fn revoked_for_other_than_reuse(&self) -> bool {
+        self.revoked_at.is_some() && self.revoked_reason.as_deref() != Some(RevokeReason::Reuse.as_str())
+    }
 }
 
 #[derive(Insertable)]
@@ -211,8 +221,8 @@ pub fn revoke_all_for_user(
 
 /// Rotates a presented refresh token at `now`.
 ///
-/// Errors with `TokenNotValid` when the token is unknown, revoked or expired. A token
-/// already used, or used concurrently by another request that won the conditional
+/// Errors with `TokenNotValid` when the token is unknown, expired, or revoked by
+/// logout, a password change or deactivation. A token already used, or used concurrently by another request that won the conditional
 /// write, returns [`Rotation::Reused`] after revoking its family.
 pub fn rotate(
     connection: &mut DbConnection,
@@ -223,6 +233,9 @@ pub fn rotate(
     let stored = find(connection, presented)?;
     let user_id = UserId(stored.user_id);
 
+    if stored.revoked_for_other_than_reuse() {
+        return Err(AuthError::TokenNotValid(TokenRejection::Revoked));
+    }
     if stored.used_at.is_some() {
         revoke_family(connection, &stored.family_id, now, RevokeReason::Reuse)?;
         return Ok(Rotation::Reused { user_id, family_id: stored.family_id });
@@ -278,7 +291,9 @@ pub fn inspect(
     now: DateTime<Utc>,
 ) -> Result<(UserId, String, Result<(), AuthError>), AuthError> {
     let stored = find(connection, presented)?;
-    let state = if stored.used_at.is_some() {
+    let state = if stored.revoked_for_other_than_reuse() {
+        Err(AuthError::TokenNotValid(TokenRejection::Revoked))
+    } else if stored.used_at.is_some() {
         Err(AuthError::TokenReused)
     } else if stored.revoked_at.is_some() {
         Err(AuthError::TokenNotValid(TokenRejection::Revoked))

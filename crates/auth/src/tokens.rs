@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use finetune_core::{Secret, UserId};
+use jwt_simple::JWTError;
 use jwt_simple::prelude::{Claims, JWTClaims, MACLike, Token, UnixTimeStamp, VerificationOptions};
 use serde::{Deserialize, Serialize};
 
@@ -147,10 +148,9 @@ impl AccessTokens {
         };
         let claims: JWTClaims<CustomClaims> =
             key.key().verify_token(token, Some(options)).map_err(|error| {
-                if error.to_string().contains("expired") {
-                    reject(TokenRejection::Expired)
-                } else {
-                    reject(TokenRejection::BadSignatureOrClaims)
+                match error.downcast_ref::<JWTError>() {
+                    Some(JWTError::TokenHasExpired) => reject(TokenRejection::Expired),
+                    _ => reject(TokenRejection::BadSignatureOrClaims),
                 }
             })?;
 

@@ -249,7 +249,13 @@ pub async fn blacklist(
         let result = write_transaction(connection, |connection| {
             let (user_id, family_id, usable) = match refresh::inspect(connection, &presented, now) {
                 Ok(found) => found,
-                Err(AuthError::TokenNotValid(reason)) => return Ok(Err(AuthError::TokenNotValid(reason))),
+                Err(AuthError::TokenNotValid(reason)) => {
+                    let entry = NewEntry::new(Action::Logout, Outcome::Failure)
+                        .detail("via", "token_blacklist")
+                        .detail("reason", reason.as_str());
+                    audit(connection, entry, &context, now)?;
+                    return Ok(Err(AuthError::TokenNotValid(reason)));
+                }
                 Err(other) => return Err(ApiError::from(other)),
             };
             let username = users::find(connection, user_id)?.map(|user| user.username);
@@ -270,7 +276,18 @@ pub async fn blacklist(
                     audit(connection, entry, &context, now)?;
                     Ok(Err(AuthError::TokenReused))
                 }
-                Err(other) => Ok(Err(other)),
+                Err(other) => {
+                    let reason = match &other {
+                        AuthError::TokenNotValid(reason) => reason.as_str(),
+                        _ => "not_valid",
+                    };
+                    let entry = NewEntry::new(Action::Logout, Outcome::Failure)
+                        .actor(Some(user_id.0), username.as_deref())
+                        .detail("via", "token_blacklist")
+                        .detail("reason", reason);
+                    audit(connection, entry, &context, now)?;
+                    Ok(Err(other))
+                }
             }
         })?;
         result.map_err(ApiError::from)
