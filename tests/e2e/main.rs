@@ -1,1 +1,21 @@
-//! End-to-end tests of the `finetune` binary.
+//! End-to-end tests: each test starts the `finetune` binary on its own database and
+//! talks HTTP to it, on SQLite and, when `TEST_POSTGRES_URL` is set, on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test code fails by panicking")]
+
+mod cookies;
+mod db;
+mod harness;
+mod http;
+mod jwt;
+
+mod admin;
+mod audit;
+mod audit_log;
+mod concurrency;
+mod errors;
+mod forged_tokens;
+mod login;
+mod logout;
+mod password;
+mod refresh;
+mod tokens;

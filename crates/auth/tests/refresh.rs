@@ -58,7 +58,7 @@ impl TestDatabase {
             }
             Backend::Postgres => {
                 let admin_url = postgres_admin_url()?;
-                let name = format!("finetune_test_{}", random_hex(8));
+                let name = format!("finetune_test_{}_{}", std::process::id(), random_hex(8));
                 let mut admin = PgConnection::establish(&admin_url)
                     .unwrap_or_else(|error| panic!("connecting to TEST_POSTGRES_URL failed: {error}"));
                 diesel::sql_query(format!("CREATE DATABASE \"{name}\""))

@@ -275,6 +275,7 @@ pub async fn grant(
     path: web::Path<String>,
     body: web::Json<GrantBody>,
 ) -> Result<HttpResponse, ApiError> {
+    authorize(&state, &context.0, &auth, &[ROLES_MANAGE]).await?;
     let role = required(body.into_inner().role, "role")?;
     let actor = authorize(&state, &context.0, &auth, &role_requirements(&role)).await?;
     let user_id = parse_user_id(&path)?;
