@@ -52,22 +52,14 @@ fn check_settings(settings: &Settings) -> Result<(), CommandError> {
 }
 
 /// Creates the `admin` user with a random password on an empty development database
-/// and prints the password once.
+/// and prints the password once. The check and the insert run under the start-up lock,
+/// so two instances starting together create one admin.
 fn bootstrap_admin(
     connection: &mut DbConnection,
     settings: &Settings,
     passwords: &Passwords,
 ) -> Result<(), CommandError> {
-    if settings.is_production() {
-        return Ok(());
-    }
-    let created = with_startup_lock(connection, |connection| {
-        if users::count(connection).map_err(|error| CoreError::Database(error.to_string()))? > 0 {
-            return Ok(None);
-        }
-        Ok(Some(()))
-    })?;
-    if created.is_none() {
+    if settings.is_production() || users::count(connection)? > 0 {
         return Ok(());
     }
 
@@ -76,12 +68,18 @@ fn bootstrap_admin(
         .map_err(|error| CommandError::Message(format!("random source failed: {error}")))?;
     let password = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let password_hash = passwords.hash(&password)?;
-    match create_admin(connection, BOOTSTRAP_ADMIN, None, &password_hash) {
-        // Another instance created it between the check and the insert.
-        Err(CommandError::Rbac(finetune_rbac::RbacError::UsernameTaken)) => return Ok(()),
-        other => other?,
-    };
-    println!("created system_admin \"{BOOTSTRAP_ADMIN}\" with password: {password}");
+
+    let created = with_startup_lock(connection, |connection| {
+        if users::count(connection).map_err(|error| CoreError::Database(error.to_string()))? > 0 {
+            return Ok(false);
+        }
+        create_admin(connection, BOOTSTRAP_ADMIN, None, &password_hash)
+            .map(|_| true)
+            .map_err(|error| CoreError::Database(error.to_string()))
+    })?;
+    if created {
+        println!("created system_admin \"{BOOTSTRAP_ADMIN}\" with password: {password}");
+    }
     Ok(())
 }
 

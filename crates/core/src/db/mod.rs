@@ -146,13 +146,20 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<DbPool, CoreError> {
 
 /// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock
 /// is taken (waiting up to the busy timeout) before the first read, and a plain
-/// transaction on PostgreSQL. Commits when `work` returns `Ok`, rolls back otherwise.
+/// transaction on PostgreSQL; inside another transaction, a savepoint. Commits when
+/// `work` returns `Ok`, rolls back otherwise.
 pub fn write_transaction<T, E, F>(connection: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let nested = <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(connection)
+        .transaction_depth()?
+        .is_some();
     match connection {
+        // Inside a transaction this becomes a savepoint; the outer BEGIN IMMEDIATE
+        // already holds the write lock.
+        DbConnection::Sqlite(c) if nested => AnsiTransactionManager::begin_transaction(c)?,
         DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
@@ -232,6 +239,20 @@ mod tests {
             Some(Backend::Sqlite("a/b.sqlite3".into()))
         );
         assert!(Backend::from_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn write_transaction_nests_as_savepoint() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite3").display());
+        let mut connection = establish(&url).unwrap_or_else(|e| unreachable!("{e}"));
+        let result: Result<(), CoreError> = write_transaction(&mut connection, |outer| {
+            let inner: Result<(), CoreError> =
+                write_transaction(outer, |_| Err(CoreError::Conflict("inner fails".into())));
+            assert!(inner.is_err());
+            outer.batch_execute("SELECT 1").map_err(CoreError::from)
+        });
+        assert!(result.is_ok(), "{result:?}");
     }
 
     #[test]
