@@ -34,16 +34,11 @@ where
     .await
 }
 
-/// Runs argon2 work once a hashing permit is free, so at most one hash per core runs.
+/// Runs argon2 work on the low-priority hashing threads.
 pub async fn hashing<T, F>(state: &AppState, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
 {
-    let _permit = state
-        .hash_permits
-        .acquire()
-        .await
-        .map_err(|error| ApiError::internal(format!("hash permits closed: {error}")))?;
-    blocking(work).await
+    state.hash_pool.run(work).await?
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod flows;
 pub mod handlers;
+pub mod hash_pool;
 pub mod pagination;
 pub mod routes;
 pub mod state;

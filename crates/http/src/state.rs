@@ -8,7 +8,8 @@ use finetune_auth::password::Passwords;
 use finetune_core::Clock;
 use finetune_core::db::DbPool;
 use finetune_core::settings::TrustedProxies;
-pub use tokio::sync::Semaphore;
+
+use crate::hash_pool::HashPool;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -19,8 +20,8 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     /// Password hasher.
     pub passwords: Arc<Passwords>,
-    /// Bounds concurrent argon2 computations: each takes about 19 MiB and one core.
-    pub hash_permits: Arc<Semaphore>,
+    /// Low-priority threads for argon2; at most one hash per thread at a time.
+    pub hash_pool: Arc<HashPool>,
     /// The source of the current time.
     pub clock: Arc<dyn Clock>,
     /// Refresh-token lifetime.
@@ -34,7 +35,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The default number of concurrent password hashes: one per core.
+    /// The default number of hashing threads: one per core.
     pub fn default_hash_concurrency() -> usize {
         std::thread::available_parallelism().map_or(1, usize::from)
     }

@@ -15,7 +15,7 @@ use finetune_core::{CoreError, SystemClock};
 use finetune_http::AppState;
 use finetune_http::edge::edge;
 use finetune_http::handlers::ops;
-use finetune_http::state::Semaphore;
+use finetune_http::hash_pool::HashPool;
 use finetune_rbac::users;
 
 use crate::commands::{CommandError, create_admin, pool};
@@ -112,17 +112,20 @@ pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
 
     let tokens =
         AccessTokens::new(ring, &settings.jwt_issuer, &settings.jwt_audience, settings.access_token_lifetime);
-    let state = AppState {
-        pool,
-        tokens: Arc::new(tokens),
-        passwords: Arc::new(passwords),
-        hash_permits: Arc::new(Semaphore::new(AppState::default_hash_concurrency())),
-        clock: Arc::new(SystemClock),
-        refresh_lifetime: settings.refresh_token_lifetime,
-        secure_cookies: settings.is_production(),
-        production: settings.is_production(),
-        trusted_proxies: settings.trusted_proxies.clone(),
-    };
+    let state =
+        AppState {
+            pool,
+            tokens: Arc::new(tokens),
+            passwords: Arc::new(passwords),
+            hash_pool: Arc::new(HashPool::new(AppState::default_hash_concurrency()).map_err(|error| {
+                CommandError::Message(format!("cannot start the hashing threads: {error}"))
+            })?),
+            clock: Arc::new(SystemClock),
+            refresh_lifetime: settings.refresh_token_lifetime,
+            secure_cookies: settings.is_production(),
+            production: settings.is_production(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+        };
 
     actix_web::rt::System::new()
         .block_on(run_http(state, &settings.bind))
