@@ -12,10 +12,12 @@ use finetune_auth::{AccessTokens, KeyRing};
 use finetune_core::db::{DbConnection, run_migrations, with_startup_lock};
 use finetune_core::settings::{JwtAlgorithm, Settings};
 use finetune_core::{CoreError, SystemClock};
-use finetune_http::AppState;
+use finetune_http::cors::CorsPolicy;
 use finetune_http::edge::edge;
 use finetune_http::handlers::ops;
 use finetune_http::state::Semaphore;
+use finetune_http::throttle::LoginThrottle;
+use finetune_http::{AppState, Routes};
 use finetune_rbac::users;
 
 use crate::commands::{CommandError, create_admin, pool};
@@ -114,6 +116,12 @@ pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
 
     let tokens =
         AccessTokens::new(ring, &settings.jwt_issuer, &settings.jwt_audience, settings.access_token_lifetime);
+    let cors = CorsPolicy::new(settings.cors_allow_all_origins, &settings.cors_allowed_origins)
+        .map_err(|error| CommandError::Message(format!("CORS_ALLOWED_ORIGINS: {error}")))?;
+    let login_throttle = LoginThrottle::new(settings.login_throttle_rate)
+        .map_err(|error| CommandError::Message(format!("LOGIN_THROTTLE_RATE: {}", error.detail)))?;
+    let routes = Routes { cors, login_throttle };
+
     let state = AppState {
         pool,
         tokens: Arc::new(tokens),
@@ -127,17 +135,20 @@ pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
     };
 
     actix_web::rt::System::new()
-        .block_on(run_http(state, &settings.bind))
+        .block_on(run_http(state, routes, &settings.bind))
         .map_err(|error| CommandError::Message(format!("BIND {}: {error}", settings.bind)))
 }
 
-async fn run_http(state: AppState, bind: &str) -> std::io::Result<()> {
+/// Serves until stopped. `routes` is built here, once, and cloned into every worker, so
+/// all workers share one login throttle store.
+async fn run_http(state: AppState, routes: Routes, bind: &str) -> std::io::Result<()> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
+        let routes = routes.clone();
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(edge))
-            .configure(finetune_http::configure)
+            .configure(move |config| routes.configure(config))
             .default_service(web::to(ops::not_found))
     })
     .bind(bind)?;
