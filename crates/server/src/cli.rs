@@ -33,4 +33,11 @@ pub enum Command {
     },
     /// Delete refresh-token rows that expired more than the leeway ago.
     Flushexpiredtokens,
+    /// Check the settings and list every problem; exit code 1 when there is one.
+    Check {
+        /// Check the settings as production would run them (`ENVIRONMENT=production`),
+        /// including settings that production accepts but that weaken it.
+        #[arg(long)]
+        deploy: bool,
+    },
 }

@@ -2,11 +2,13 @@
 //! crates of the Finetune security backend into a server or a one-off command.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod check;
 mod cli;
 mod commands;
 mod logging;
 mod secrets;
 mod serve;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -36,5 +38,6 @@ fn run(cli: Cli) -> Result<ExitCode, commands::CommandError> {
             commands::create_superuser(&settings, &username, email.as_deref()).map(|()| ExitCode::SUCCESS)
         }
         Command::Flushexpiredtokens => commands::flush_expired_tokens(&settings).map(|()| ExitCode::SUCCESS),
+        Command::Check { deploy } => check::check(&settings, deploy),
     }
 }
