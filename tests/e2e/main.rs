@@ -12,6 +12,8 @@ mod admin;
 mod audit;
 mod audit_log;
 mod concurrency;
+mod edge;
+mod edge_support;
 mod errors;
 mod forged_tokens;
 mod login;

@@ -21,6 +21,15 @@ use crate::secret::Secret;
 
 /// The minimum `SECRET_KEY` length in bytes in production.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
+/// The minimum number of distinct characters in a production `SECRET_KEY`; fewer marks
+/// a placeholder such as `aaaa...` rather than a random key.
+pub const MIN_SECRET_KEY_DISTINCT_CHARS: usize = 5;
+/// The maximum access-token lifetime that `check --deploy` accepts, because a revoked
+/// session keeps working until its access token expires.
+pub const MAX_SAFE_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// The maximum login attempts that `check --deploy` accepts from one IP, both at once
+/// (the burst) and per minute (the refill).
+pub const MAX_SAFE_LOGIN_ATTEMPTS_PER_MINUTE: u32 = 60;
 
 /// An error in one setting; the message names the setting and the expected form.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +93,12 @@ impl TrustedProxies {
     /// Returns true when no proxy is trusted.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Returns true when an entry covers every address (`0.0.0.0/0` or `::/0`), so any
+    /// client could forge `X-Forwarded-For`.
+    pub fn trusts_everyone(&self) -> bool {
+        self.0.iter().any(|net| net.prefix_len() == 0)
     }
 
     /// Returns true when `ip` is a trusted proxy.
@@ -203,13 +218,21 @@ struct RawSettings {
 impl Settings {
     /// Loads settings from the defaults, the configuration file and the environment.
     pub fn load() -> Result<Self, SettingsError> {
+        Self::load_with_overrides(&[])
+    }
+
+    /// Loads settings like [`Settings::load`], then replaces the settings named in
+    /// `overrides` (`(NAME, value)` pairs), as `finetune check --deploy` does with
+    /// `ENVIRONMENT=production`.
+    pub fn load_with_overrides(overrides: &[(&str, &str)]) -> Result<Self, SettingsError> {
         let path = std::env::var("FINETUNE_CONFIG").unwrap_or_else(|_| "finetune.toml".into());
-        let raw: RawSettings = config::Config::builder()
+        let mut builder = config::Config::builder()
             .add_source(config::File::new(&path, config::FileFormat::Toml).required(false))
-            .add_source(config::Environment::default().try_parsing(false))
-            .build()?
-            .try_deserialize()?;
-        Self::from_raw(raw)
+            .add_source(config::Environment::default().try_parsing(false));
+        for (name, value) in overrides {
+            builder = builder.set_override(name.to_lowercase(), *value)?;
+        }
+        Self::from_raw(builder.build()?.try_deserialize()?)
     }
 
     /// Parses settings from `(NAME, value)` pairs alone, ignoring the file and the
@@ -314,18 +337,19 @@ impl Settings {
     }
 
     /// Lists the settings that are unsafe for production, each as a sentence naming
-    /// the setting and the fix. Empty when the settings are safe.
+    /// the setting and the fix. Empty when the settings are safe. The server refuses to
+    /// start in production while this list is not empty.
     pub fn production_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         match &self.secret_key {
             None => problems.push(format!(
                 "SECRET_KEY is missing: set it to at least {MIN_SECRET_KEY_BYTES} random bytes (for example `openssl rand -base64 48`)."
             )),
-            Some(key) if key.expose().len() < MIN_SECRET_KEY_BYTES => problems.push(format!(
-                "SECRET_KEY is {} bytes long: use at least {MIN_SECRET_KEY_BYTES} random bytes.",
-                key.expose().len()
-            )),
-            Some(_) => {}
+            Some(key) => problems.extend(weak_key_problem("SECRET_KEY", key)),
+        }
+        for (index, key) in self.secret_key_fallbacks.iter().enumerate() {
+            let name = format!("SECRET_KEY_FALLBACKS entry {}", index + 1);
+            problems.extend(weak_key_problem(&name, key));
         }
         if self.cors_allow_all_origins {
             problems.push(
@@ -339,8 +363,67 @@ impl Settings {
                     .into(),
             );
         }
+        if self.trusted_proxies.trusts_everyone() {
+            problems.push(
+                "TRUSTED_PROXIES contains 0.0.0.0/0 or ::/0, so any client can forge X-Forwarded-For and pick the IP that the login throttle and the audit log see: list only the proxies' own addresses."
+                    .into(),
+            );
+        }
         problems
     }
+
+    /// Lists settings that production accepts but that weaken its protections, each as a
+    /// sentence naming the setting and the fix. `finetune check --deploy` reports them
+    /// together with [`Settings::production_problems`].
+    pub fn deploy_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for origin in &self.cors_allowed_origins {
+            if origin.to_ascii_lowercase().starts_with("http://") {
+                warnings.push(format!(
+                    "CORS_ALLOWED_ORIGINS lists {origin:?}, a page served over plain HTTP that anyone on its path can alter: list https:// origins only."
+                ));
+            }
+        }
+        if self.access_token_lifetime > MAX_SAFE_ACCESS_TOKEN_LIFETIME {
+            warnings.push(format!(
+                "ACCESS_TOKEN_LIFETIME is {}s: a revoked session keeps working until its access token expires, so keep it at most {}s (the default is 300s).",
+                self.access_token_lifetime.as_secs(),
+                MAX_SAFE_ACCESS_TOKEN_LIFETIME.as_secs()
+            ));
+        }
+        let rate = self.login_throttle_rate;
+        let per_minute = u64::from(rate.burst) * 60 / rate.period.as_secs().max(1);
+        let limit = MAX_SAFE_LOGIN_ATTEMPTS_PER_MINUTE;
+        if per_minute > u64::from(limit) || rate.burst > limit {
+            warnings.push(format!(
+                "LOGIN_THROTTLE_RATE allows {} login attempts at once and {per_minute} per minute from one IP: keep both at most {limit} (the default is 5/min).",
+                rate.burst
+            ));
+        }
+        warnings
+    }
+}
+
+/// Returns the problem with a production signing key, if any: too short, or too few
+/// distinct characters to be random.
+fn weak_key_problem(name: &str, key: &Secret) -> Option<String> {
+    let key = key.expose();
+    if key.len() < MIN_SECRET_KEY_BYTES {
+        return Some(format!(
+            "{name} is {} bytes long: use at least {MIN_SECRET_KEY_BYTES} random bytes (for example `openssl rand -base64 48`).",
+            key.len()
+        ));
+    }
+    let mut distinct: Vec<char> = key.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < MIN_SECRET_KEY_DISTINCT_CHARS {
+        return Some(format!(
+            "{name} has only {} distinct characters, so it is a placeholder rather than a random key: generate one with `openssl rand -base64 48`.",
+            distinct.len()
+        ));
+    }
+    None
 }
 
 fn invalid(name: &'static str, message: impl Into<String>) -> SettingsError {
@@ -504,6 +587,51 @@ mod tests {
             settings(&[("ENVIRONMENT", "production"), ("SECRET_KEY", "short")]).production_problems();
         assert!(problems.iter().any(|p| p.starts_with("SECRET_KEY")));
         assert!(problems.iter().any(|p| p.contains("TRUSTED_PROXIES")));
+    }
+
+    #[test]
+    fn production_problems_reject_weak_keys() {
+        let repeated = "a".repeat(48);
+        let problems = settings(&[
+            ("ENVIRONMENT", "production"),
+            ("SECRET_KEY", &repeated),
+            ("SECRET_KEY_FALLBACKS", "short"),
+        ])
+        .production_problems();
+        assert!(problems.iter().any(|p| p.starts_with("SECRET_KEY has only 1 distinct")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.starts_with("SECRET_KEY_FALLBACKS entry 1")), "{problems:?}");
+    }
+
+    #[test]
+    fn production_problems_reject_trusting_everyone() {
+        let problems = settings(&[("ENVIRONMENT", "production"), ("TRUSTED_PROXIES", "0.0.0.0/0")])
+            .production_problems();
+        assert!(problems.iter().any(|p| p.starts_with("TRUSTED_PROXIES contains")), "{problems:?}");
+    }
+
+    #[test]
+    fn deploy_warnings_name_weak_settings() {
+        let warnings = settings(&[
+            ("CORS_ALLOWED_ORIGINS", "http://app.example.com"),
+            ("ACCESS_TOKEN_LIFETIME", "1d"),
+            ("LOGIN_THROTTLE_RATE", "100/sec"),
+        ])
+        .deploy_warnings();
+        for name in ["CORS_ALLOWED_ORIGINS", "ACCESS_TOKEN_LIFETIME", "LOGIN_THROTTLE_RATE"] {
+            assert!(warnings.iter().any(|w| w.starts_with(name)), "no warning for {name}: {warnings:?}");
+        }
+    }
+
+    #[test]
+    fn deploy_warnings_catch_large_burst() {
+        let warnings = settings(&[("LOGIN_THROTTLE_RATE", "1000/day")]).deploy_warnings();
+        assert!(warnings.iter().any(|w| w.starts_with("LOGIN_THROTTLE_RATE")), "{warnings:?}");
+    }
+
+    #[test]
+    fn deploy_warnings_empty_for_defaults() {
+        let warnings = settings(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com")]).deploy_warnings();
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]

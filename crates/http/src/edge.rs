@@ -2,7 +2,11 @@
 //!
 //! It resolves the request id and the client IP into a [`RequestContext`], opens the
 //! request's tracing span, turns any error that is not yet in the contract's shape into
-//! one, and adds `X-Request-ID` and the security headers.
+//! one, and adds `X-Request-ID` and the security headers. It answers a request whose
+//! headers exceed [`MAX_HEADER_BYTES`] with 413 before routing.
+//!
+//! Responses that actix-http writes before any middleware runs (a request line or
+//! header block it cannot parse, or one over its own 128 KiB buffer) carry none of this.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
@@ -15,12 +19,16 @@ use actix_web::{HttpMessage, ResponseError, web};
 use finetune_core::RequestContext;
 use tracing::Instrument;
 
+use crate::cors::drop_credentials_without_grant;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The request-id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const MAX_REQUEST_ID_CHARS: usize = 128;
+/// The largest header block accepted: names and values of all request headers, in bytes.
+/// Two token cookies and a bearer token take about 2 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Same-origin scripts only; no plugins; no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; object-src 'none'; \
@@ -40,6 +48,18 @@ fn request_id(request: &ServiceRequest) -> String {
         }
         _ => uuid::Uuid::new_v4().to_string(),
     }
+}
+
+/// Returns 413 when the request headers together exceed [`MAX_HEADER_BYTES`].
+fn check_header_size(request: &ServiceRequest) -> Result<(), ApiError> {
+    let total: usize =
+        request.headers().iter().map(|(name, value)| name.as_str().len() + value.as_bytes().len()).sum();
+    if total > MAX_HEADER_BYTES {
+        return Err(ApiError::payload_too_large(format!(
+            "Request headers are larger than {MAX_HEADER_BYTES} bytes."
+        )));
+    }
+    Ok(())
 }
 
 fn client_ip(request: &ServiceRequest, state: Option<&AppState>) -> IpAddr {
@@ -80,11 +100,14 @@ pub async fn edge(
     );
     let is_api = request.path().starts_with("/api/");
 
-    let result = next.call(request).instrument(span.clone()).await;
+    let result = match check_header_size(&request) {
+        Ok(()) => next.call(request).instrument(span.clone()).await.map(ServiceResponse::map_into_boxed_body),
+        Err(error) => Ok(request.into_response(error.error_response())),
+    };
     // NOTE: an error from an App-level middleware arrives here as `Err` and leaves
     // without these headers, because the request cannot be cloned before routing.
     // Middleware therefore wraps resources, inside `errors_to_responses`.
-    let mut response = contract_shaped(result?.map_into_boxed_body());
+    let mut response = contract_shaped(result?);
 
     let production = state.as_ref().is_some_and(|s| s.production);
     add_headers(response.headers_mut(), &context.request_id, is_api, production);
@@ -109,29 +132,37 @@ pub async fn errors_to_responses(
     match next.call(request).await {
         Ok(response) => Ok(response.map_into_boxed_body()),
         Err(error) => {
-            let api_error = error
-                .as_error::<ApiError>()
-                .cloned()
-                .unwrap_or_else(|| ApiError::from_status(error.as_response_error().status_code()));
+            let api_error = ApiError::from_framework(&error);
             Ok(ServiceResponse::new(http_request, api_error.error_response()))
         }
     }
 }
 
-/// Replaces the body of an error response that actix-web produced itself (not an
-/// [`ApiError`]) with the contract's body for its status.
+/// Replaces the body of an error response that actix-web or a middleware produced
+/// itself (not an [`ApiError`]) with the contract's body for that error.
 fn contract_shaped(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let foreign_error =
         response.response().error().is_some_and(|error| error.as_error::<ApiError>().is_none());
     if !foreign_error {
         return response;
     }
-    let status = response.status();
-    if let Some(error) = response.response().error() {
-        tracing::debug!(%error, "framework error mapped to the contract");
+    let api_error = match response.response().error() {
+        Some(error) => {
+            tracing::debug!(%error, "framework error mapped to the contract");
+            ApiError::from_framework(error)
+        }
+        None => ApiError::from_status(response.status()),
+    };
+    // Headers that a middleware added to its error response (CORS `Vary`, say) stay.
+    let (request, original) = response.into_parts();
+    let mut replacement = api_error.error_response();
+    let own: Vec<HeaderName> = replacement.headers().keys().cloned().collect();
+    for (name, value) in original.headers() {
+        if !own.contains(name) {
+            replacement.headers_mut().append(name.clone(), value.clone());
+        }
     }
-    let (request, _) = response.into_parts();
-    ServiceResponse::new(request, ApiError::from_status(status).error_response())
+    ServiceResponse::new(request, replacement)
 }
 
 fn add_headers(
@@ -140,6 +171,7 @@ fn add_headers(
     is_api: bool,
     production: bool,
 ) {
+    drop_credentials_without_grant(headers);
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use actix_cors::CorsError;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -121,6 +122,49 @@ impl ApiError {
             "service_unavailable",
             "The service is temporarily unavailable; try again shortly.",
         )
+    }
+
+    /// 413 `payload_too_large` with a detail naming the limit.
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+    }
+
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type; send the body as application/json.",
+        )
+    }
+
+    /// Maps an error that actix-web or a middleware raised to the contract's error: an
+    /// [`ApiError`] stays as it is, a rejected CORS preflight becomes 403 or 400 with its
+    /// reason, and anything else is mapped by its status alone.
+    pub fn from_framework(error: &actix_web::Error) -> Self {
+        if let Some(api_error) = error.as_error::<ApiError>() {
+            return api_error.clone();
+        }
+        if let Some(cors_error) = error.as_error::<CorsError>() {
+            return Self::from_cors(cors_error);
+        }
+        Self::from_status(error.as_response_error().status_code())
+    }
+
+    fn from_cors(error: &CorsError) -> Self {
+        let forbidden = |detail: &str| Self::new(StatusCode::FORBIDDEN, "permission_denied", detail);
+        match error {
+            CorsError::OriginNotAllowed => {
+                forbidden("CORS preflight rejected: this origin is not in CORS_ALLOWED_ORIGINS.")
+            }
+            CorsError::MethodNotAllowed => forbidden("CORS preflight rejected: the method is not allowed."),
+            CorsError::HeadersNotAllowed => forbidden(
+                "CORS preflight rejected: only the X-CSRFToken, Content-Type, Authorization and X-Request-ID request headers are allowed.",
+            ),
+            other => {
+                Self::new(StatusCode::BAD_REQUEST, "parse_error", format!("Malformed CORS request: {other}."))
+            }
+        }
     }
 
     /// The contract's error for a status that arose outside the handlers (actix-web's
@@ -256,6 +300,19 @@ mod tests {
             assert_eq!(error.status.as_u16(), status, "{error}");
             assert_eq!(error.code, code, "{error}");
         }
+    }
+
+    #[test]
+    fn cors_rejection_maps_to_permission_denied() {
+        let error = ApiError::from_framework(&CorsError::OriginNotAllowed.into());
+        assert_eq!(error.status, StatusCode::FORBIDDEN, "{error}");
+        assert_eq!(error.code, "permission_denied", "{error}");
+    }
+
+    #[test]
+    fn framework_error_keeps_api_error() {
+        let error = ApiError::from_framework(&ApiError::csrf_failed().into());
+        assert_eq!(error.code, "csrf_failed", "{error}");
     }
 
     #[test]

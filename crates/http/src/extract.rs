@@ -91,16 +91,10 @@ pub fn json_config() -> web::JsonConfig {
 
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("Request body is larger than {MAX_JSON_BYTES} bytes."),
-        ),
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type; send the body as application/json.",
-        ),
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::payload_too_large(format!("Request body is larger than {MAX_JSON_BYTES} bytes."))
+        }
+        JsonPayloadError::ContentType => ApiError::unsupported_media_type(),
         JsonPayloadError::Deserialize(error) if error.is_data() => {
             ApiError::invalid_field("non_field_errors", format!("Invalid data: {error}"))
         }

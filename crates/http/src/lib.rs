@@ -6,22 +6,30 @@
 //! and its audit entry are written together. Blocking work (diesel, argon2) runs off
 //! the actix worker threads through [`blocking`].
 //!
-//! It reads no settings itself; `finetune-server` builds an [`AppState`] from them.
+//! It reads no settings itself; `finetune-server` builds an [`AppState`], a
+//! [`cors::CorsPolicy`] and a [`throttle::LoginThrottle`] from them.
+//!
+//! Licence note: the login throttle uses actix-governor, which is GPL-3.0-or-later.
+//! Only this crate depends on it; `finetune-auth` and `finetune-core`, which other
+//! services embed, do not.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod authorize;
 pub mod blocking;
 pub mod cookies;
+pub mod cors;
 pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod flows;
 pub mod handlers;
 pub mod hash_pool;
+pub mod limits;
 pub mod pagination;
 pub mod routes;
 pub mod state;
+pub mod throttle;
 
 pub use error::ApiError;
-pub use routes::configure;
+pub use routes::Routes;
 pub use state::AppState;

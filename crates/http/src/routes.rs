@@ -1,19 +1,37 @@
 //! The routing table. Every API path answers with and without its trailing slash.
+//!
+//! Middleware wraps each resource rather than the app, because only after routing can
+//! [`errors_to_responses`] turn a middleware's error into a response that the edge
+//! middleware then gives its headers. From the outside in, a resource passes through
+//! `errors_to_responses`, CORS, the JSON-only rule, the login throttle (login and
+//! token-obtain only), and then its handlers.
 
-use actix_web::body::BoxBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
 use actix_web::{Resource, web};
 
-use actix_web::middleware::from_fn;
-
+use crate::cors::CorsPolicy;
 use crate::edge::errors_to_responses;
 use crate::extract::json_config;
 use crate::handlers::{admin_roles, admin_users, auth, logs, ops, token_api};
+use crate::limits::json_bodies_only;
+use crate::throttle::LoginThrottle;
 
 /// A resource answering `path` (which ends with `/`) and the same path without the
 /// slash; other methods get 405 in the contract's shape.
-fn api_resource(
-    path: &'static str,
+fn api_path(path: &'static str) -> Resource {
+    web::resource([path, path.trim_end_matches('/')]).default_service(web::to(ops::method_not_allowed))
+}
+
+fn plain_path(path: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(ops::method_not_allowed))
+}
+
+/// Wraps `resource` in the middleware that every resource has.
+fn guarded<T, B>(
+    resource: Resource<T>,
+    cors: &CorsPolicy,
 ) -> Resource<
     impl ServiceFactory<
         ServiceRequest,
@@ -21,71 +39,100 @@ fn api_resource(
         Response = ServiceResponse<BoxBody>,
         Error = actix_web::Error,
         InitError = (),
-    >,
-> {
-    web::resource([path, path.trim_end_matches('/')])
-        .default_service(web::to(ops::method_not_allowed))
-        .wrap(from_fn(errors_to_responses))
+    > + use<T, B>,
+>
+where
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    resource.wrap(from_fn(json_bodies_only)).wrap(cors.middleware()).wrap(from_fn(errors_to_responses))
 }
 
-fn plain_resource(
-    path: &'static str,
-) -> Resource<
-    impl ServiceFactory<
-        ServiceRequest,
-        Config = (),
-        Response = ServiceResponse<BoxBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    web::resource(path).default_service(web::to(ops::method_not_allowed)).wrap(from_fn(errors_to_responses))
+/// The routing table with its per-resource middleware. Build it once before
+/// `HttpServer::new` and clone it into each worker, so every worker counts logins in
+/// the same throttle store.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// The CORS settings.
+    pub cors: CorsPolicy,
+    /// The bucket store shared by the login and token-obtain endpoints.
+    pub login_throttle: LoginThrottle,
 }
 
-/// Registers every route and the JSON configuration. The caller adds the
-/// [`crate::AppState`] as `web::Data`, wraps [`crate::edge::edge`] outermost and sets
-/// [`ops::not_found`] as the default service.
-pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .app_data(json_config())
-        .service(plain_resource("/healthz").route(web::get().to(ops::healthz)))
-        .service(plain_resource("/readyz").route(web::get().to(ops::readyz)))
-        .service(plain_resource("/.well-known/jwks.json").route(web::get().to(ops::jwks)))
-        .service(api_resource("/api/auth/login/").route(web::post().to(auth::login)))
-        .service(api_resource("/api/auth/refresh/").route(web::post().to(auth::refresh)))
-        .service(api_resource("/api/auth/logout/").route(web::post().to(auth::logout)))
-        .service(api_resource("/api/auth/logout-all/").route(web::post().to(auth::logout_all)))
-        .service(api_resource("/api/auth/me/").route(web::get().to(auth::me)))
-        .service(api_resource("/api/auth/password/").route(web::post().to(auth::change_password)))
-        .service(api_resource("/api/auth/token/").route(web::post().to(token_api::obtain)))
-        .service(api_resource("/api/auth/token/refresh/").route(web::post().to(token_api::refresh)))
-        .service(api_resource("/api/auth/token/verify/").route(web::post().to(token_api::verify)))
-        .service(api_resource("/api/auth/token/blacklist/").route(web::post().to(token_api::blacklist)))
-        .service(
-            api_resource("/api/admin/users/")
-                .route(web::get().to(admin_users::list))
-                .route(web::post().to(admin_users::create)),
-        )
-        .service(
-            api_resource("/api/admin/users/{id}/")
-                .route(web::get().to(admin_users::read))
-                .route(web::patch().to(admin_users::update)),
-        )
-        .service(api_resource("/api/admin/users/{id}/roles/").route(web::post().to(admin_users::grant)))
-        .service(
-            api_resource("/api/admin/users/{id}/roles/{role}/").route(web::delete().to(admin_users::revoke)),
-        )
-        .service(
-            api_resource("/api/admin/roles/")
-                .route(web::get().to(admin_roles::list))
-                .route(web::post().to(admin_roles::create)),
-        )
-        .service(
-            api_resource("/api/admin/roles/{name}/")
-                .route(web::get().to(admin_roles::read))
-                .route(web::patch().to(admin_roles::update))
-                .route(web::delete().to(admin_roles::delete)),
-        )
-        .service(api_resource("/api/logs/").route(web::get().to(logs::list)))
-        .service(api_resource("/api/logs/export/").route(web::get().to(logs::export)));
+impl Routes {
+    /// Registers every route and the JSON configuration. The caller adds the
+    /// [`crate::AppState`] as `web::Data`, wraps [`crate::edge::edge`] outermost and sets
+    /// [`ops::not_found`] as the default service.
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        let cors = &self.cors;
+        let throttled = |path| api_path(path).wrap(self.login_throttle.middleware());
+        config
+            .app_data(json_config())
+            .service(guarded(plain_path("/healthz").route(web::get().to(ops::healthz)), cors))
+            .service(guarded(plain_path("/readyz").route(web::get().to(ops::readyz)), cors))
+            .service(guarded(plain_path("/.well-known/jwks.json").route(web::get().to(ops::jwks)), cors))
+            .service(guarded(throttled("/api/auth/login/").route(web::post().to(auth::login)), cors))
+            .service(guarded(api_path("/api/auth/refresh/").route(web::post().to(auth::refresh)), cors))
+            .service(guarded(api_path("/api/auth/logout/").route(web::post().to(auth::logout)), cors))
+            .service(guarded(api_path("/api/auth/logout-all/").route(web::post().to(auth::logout_all)), cors))
+            .service(guarded(api_path("/api/auth/me/").route(web::get().to(auth::me)), cors))
+            .service(guarded(
+                api_path("/api/auth/password/").route(web::post().to(auth::change_password)),
+                cors,
+            ))
+            .service(guarded(throttled("/api/auth/token/").route(web::post().to(token_api::obtain)), cors))
+            .service(guarded(
+                api_path("/api/auth/token/refresh/").route(web::post().to(token_api::refresh)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/auth/token/verify/").route(web::post().to(token_api::verify)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/auth/token/blacklist/").route(web::post().to(token_api::blacklist)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/admin/users/")
+                    .route(web::get().to(admin_users::list))
+                    .route(web::post().to(admin_users::create)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/admin/users/{id}/")
+                    .route(web::get().to(admin_users::read))
+                    .route(web::patch().to(admin_users::update)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/admin/users/{id}/roles/").route(web::post().to(admin_users::grant)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/admin/users/{id}/roles/{role}/").route(web::delete().to(admin_users::revoke)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/admin/roles/")
+                    .route(web::get().to(admin_roles::list))
+                    .route(web::post().to(admin_roles::create)),
+                cors,
+            ))
+            .service(guarded(
+                api_path("/api/admin/roles/{name}/")
+                    .route(web::get().to(admin_roles::read))
+                    .route(web::patch().to(admin_roles::update))
+                    .route(web::delete().to(admin_roles::delete)),
+                cors,
+            ))
+            .service(guarded(api_path("/api/logs/").route(web::get().to(logs::list)), cors))
+            .service(guarded(api_path("/api/logs/export/").route(web::get().to(logs::export)), cors));
+    }
 }

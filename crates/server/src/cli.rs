@@ -46,6 +46,13 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         audit_entries: u64,
     },
+    /// Check the settings and list every problem; exit code 1 when there is one.
+    Check {
+        /// Check the settings as production would run them (`ENVIRONMENT=production`),
+        /// including settings that production accepts but that weaken it.
+        #[arg(long)]
+        deploy: bool,
+    },
 }
 
 /// `finetune logs ...`.

@@ -2,6 +2,7 @@
 //! crates of the Finetune security backend into a server or a one-off command.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod check;
 mod cli;
 mod commands;
 mod logging;
@@ -9,6 +10,7 @@ mod logs;
 mod secrets;
 mod seed;
 mod serve;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -45,5 +47,6 @@ fn run(cli: Cli) -> Result<ExitCode, commands::CommandError> {
         Command::Seed { users, audit_entries } => {
             seed::seed(&settings, users, audit_entries).map(|()| ExitCode::SUCCESS)
         }
+        Command::Check { deploy } => check::check(&settings, deploy),
     }
 }

@@ -1,5 +1,6 @@
 //! `finetune serve`: checks the settings, migrates, creates the development admin on an
-//! empty database, and serves HTTP.
+//! empty database, and serves HTTP, or HTTPS when `TLS_CERT_FILE` and `TLS_KEY_FILE`
+//! are set.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,43 +13,56 @@ use finetune_auth::{AccessTokens, KeyRing};
 use finetune_core::db::{DbConnection, run_migrations, with_startup_lock};
 use finetune_core::settings::{JwtAlgorithm, Settings};
 use finetune_core::{CoreError, SystemClock};
-use finetune_http::AppState;
+use finetune_http::cors::CorsPolicy;
 use finetune_http::edge::edge;
 use finetune_http::handlers::ops;
 use finetune_http::hash_pool::HashPool;
+use finetune_http::throttle::LoginThrottle;
+use finetune_http::{AppState, Routes};
 use finetune_rbac::users;
 
 use crate::commands::{CommandError, create_admin, pool};
 use crate::secrets::ensure_secret_key;
+use crate::tls;
 
 /// The username of the development first-start admin.
 const BOOTSTRAP_ADMIN: &str = "admin";
 
-/// Rejects settings this build cannot honour, and unsafe ones in production.
-fn check_settings(settings: &Settings) -> Result<(), CommandError> {
+/// Lists what keeps these settings from starting a server: unsafe settings in
+/// production, and anything this build cannot honour in either environment. Each entry
+/// is a sentence naming the setting and the fix.
+pub fn startup_problems(settings: &Settings) -> Vec<String> {
+    let mut problems = Vec::new();
     if settings.is_production() {
-        let problems = settings.production_problems();
-        if !problems.is_empty() {
-            return Err(CommandError::Message(format!(
-                "refusing to start in production:\n  - {}",
-                problems.join("\n  - ")
-            )));
-        }
+        problems.extend(settings.production_problems());
     }
     if settings.jwt_algorithm != JwtAlgorithm::Hs256 {
         // TODO: EdDSA and ES256 signing from key files; until then only HS256 runs.
-        return Err(CommandError::Message(
-            "JWT_ALGORITHM: only HS256 is supported by this build; unset JWT_ALGORITHM or set it to HS256"
+        problems.push(
+            "JWT_ALGORITHM: only HS256 is supported by this build; unset JWT_ALGORITHM or set it to HS256."
                 .into(),
-        ));
+        );
     }
-    if settings.serves_tls() {
-        // TODO: rustls listener; until then terminate TLS at a proxy named in TRUSTED_PROXIES.
-        return Err(CommandError::Message(
-            "TLS_CERT_FILE/TLS_KEY_FILE: HTTPS is not built into this version yet; terminate TLS at a reverse proxy and list it in TRUSTED_PROXIES".into(),
-        ));
+    if let Err(error) = tls::server_config(settings) {
+        problems.push(error.to_string());
     }
-    Ok(())
+    if let Err(error) = CorsPolicy::new(settings.cors_allow_all_origins, &settings.cors_allowed_origins) {
+        problems.push(format!("CORS_ALLOWED_ORIGINS: {error}."));
+    }
+    problems
+}
+
+/// Rejects settings this build cannot honour, and unsafe ones in production.
+fn check_settings(settings: &Settings) -> Result<(), CommandError> {
+    let problems = startup_problems(settings);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let environment = if settings.is_production() { "production" } else { "development" };
+    Err(CommandError::Message(format!(
+        "refusing to start in {environment}:\n  - {}",
+        problems.join("\n  - ")
+    )))
 }
 
 /// Creates the `admin` user with a random password on an empty development database
@@ -112,6 +126,13 @@ pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
 
     let tokens =
         AccessTokens::new(ring, &settings.jwt_issuer, &settings.jwt_audience, settings.access_token_lifetime);
+    let cors = CorsPolicy::new(settings.cors_allow_all_origins, &settings.cors_allowed_origins)
+        .map_err(|error| CommandError::Message(format!("CORS_ALLOWED_ORIGINS: {error}")))?;
+    let login_throttle = LoginThrottle::new(settings.login_throttle_rate)
+        .map_err(|error| CommandError::Message(format!("LOGIN_THROTTLE_RATE: {}", error.detail)))?;
+    let routes = Routes { cors, login_throttle };
+    let tls = tls::server_config(&settings)?;
+
     let state =
         AppState {
             pool,
@@ -128,20 +149,34 @@ pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
         };
 
     actix_web::rt::System::new()
-        .block_on(run_http(state, &settings.bind))
+        .block_on(run_http(state, routes, tls, &settings.bind))
         .map_err(|error| CommandError::Message(format!("BIND {}: {error}", settings.bind)))
 }
 
-async fn run_http(state: AppState, bind: &str) -> std::io::Result<()> {
+/// Serves until stopped. `routes` is built here, once, and cloned into every worker, so
+/// all workers share one login throttle store.
+async fn run_http(
+    state: AppState,
+    routes: Routes,
+    tls: Option<rustls::ServerConfig>,
+    bind: &str,
+) -> std::io::Result<()> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
+        let routes = routes.clone();
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(edge))
-            .configure(finetune_http::configure)
+            .configure(move |config| routes.configure(config))
             .default_service(web::to(ops::not_found))
-    })
-    .bind(bind)?;
+    });
+    let server = match tls {
+        Some(config) => {
+            tracing::info!("serving HTTPS");
+            server.bind_rustls_0_23(bind, config)?
+        }
+        None => server.bind(bind)?,
+    };
 
     for address in server.addrs() {
         println!("listening on {address}");

@@ -12,6 +12,7 @@ use crate::cookies::{
 use crate::error::ApiError;
 use crate::extract::{Authenticated, Context, Credential, required};
 use crate::flows::{self, Session};
+use crate::limits::{check_login_username, check_password_length};
 use crate::state::AppState;
 
 /// The body of login and token-obtain requests.
@@ -22,10 +23,13 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Returns the username and password, or 400 `invalid` naming the missing ones.
+    /// Returns the username and password, or 400 `invalid` naming the missing or
+    /// overlong ones.
     pub fn into_parts(self) -> Result<(String, String), ApiError> {
-        let username = required(self.username, "username");
-        let password = required(self.password, "password");
+        let username = required(self.username, "username")
+            .and_then(|username| check_login_username(&username).map(|()| username));
+        let password = required(self.password, "password")
+            .and_then(|password| check_password_length(&password, "password").map(|()| password));
         match (username, password) {
             (Ok(username), Ok(password)) => Ok((username, password)),
             (username, password) => {
@@ -160,6 +164,7 @@ pub async fn change_password(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let current_password = required(body.current_password, "current_password")?;
+    check_password_length(&current_password, "current_password")?;
     let new_password = required(body.new_password, "new_password")?;
     let cookie_session = auth.credential == Credential::Cookie;
 
