@@ -14,10 +14,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: 200 when the database answers, else 503.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    with_connection(&state, |connection| {
-        connection.batch_execute("SELECT 1").map_err(ApiError::unavailable)
-    })
-    .await?;
+    with_connection(&state, |connection| connection.batch_execute("SELECT 1").map_err(ApiError::unavailable))
+        .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
 }
 
