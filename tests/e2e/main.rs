@@ -1,1 +1,4 @@
 //! End-to-end tests of the `finetune` binary.
+
+mod keys;
+mod keys_support;

@@ -33,6 +33,8 @@ pub enum Action {
     UserCreate,
     /// A role granted to a user.
     RoleGrant,
+    /// A new JWT signing key replaced the previous one.
+    KeysRotate,
 }
 
 impl Action {
@@ -47,6 +49,7 @@ impl Action {
             Self::PasswordChange => "auth.password_change",
             Self::UserCreate => "user.create",
             Self::RoleGrant => "role.grant",
+            Self::KeysRotate => "keys.rotate",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! Settings read here: `JWT_ALGORITHM`, `SECRET_KEY`, `SECRET_KEY_FALLBACKS`,
 //! `JWT_PRIVATE_KEY_FILE`, `JWT_PUBLIC_KEY_FALLBACK_FILES` and `ACCESS_TOKEN_LIFETIME`.
 //!
-//! Key file layout for EdDSA and ES256: `JWT_PRIVATE_KEY_FILE` holds the PKCS#8 PEM
+//! Key file layout for EdDSA and ES256: `JWT_PRIVATE_KEY_FILE` contains the PKCS#8 PEM
 //! private key that signs. `keys rotate` replaces it with a new key and appends the
 //! previous public key, with a `Retired-At` line, to the first file of
 //! `JWT_PUBLIC_KEY_FALLBACK_FILES`. A retired key verifies for `ACCESS_TOKEN_LIFETIME`
@@ -34,8 +34,8 @@ fn algorithm_of(settings: &Settings) -> Algorithm {
     }
 }
 
-/// How long a retired key keeps verifying after its `Retired-At`: the longest token it
-/// can have signed, plus the clock leeway.
+/// Returns how long a retired key keeps verifying after its `Retired-At`: the lifetime
+/// of the last token it can have signed, plus the clock leeway.
 fn retirement_window(settings: &Settings) -> Duration {
     let seconds = settings.access_token_lifetime.as_secs().saturating_add(LEEWAY.as_secs());
     Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000))
@@ -93,7 +93,7 @@ fn signing_key(settings: &Settings) -> Result<SigningKey, CommandError> {
     let key = read_private_key_file(path)?;
     if key.algorithm() != algorithm {
         return Err(CommandError::Message(format!(
-            "JWT_PRIVATE_KEY_FILE {} holds an {} key but JWT_ALGORITHM is {algorithm}",
+            "JWT_PRIVATE_KEY_FILE {} contains an {} key but JWT_ALGORITHM is {algorithm}",
             path.display(),
             key.algorithm()
         )));
@@ -112,7 +112,7 @@ fn read_private_key_file(path: &Path) -> Result<SigningKey, CommandError> {
         .map_err(|error| CommandError::Message(format!("JWT_PRIVATE_KEY_FILE {}: {error}", path.display())))
 }
 
-/// Reads a public key file; a missing or empty file holds no keys yet.
+/// Reads a public key file. A missing or empty file contains no keys yet.
 fn read_public_key_file(path: &Path) -> Result<Vec<PublicKeyEntry>, CommandError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -177,6 +177,7 @@ pub fn rotate(settings: &Settings) -> Result<(), CommandError> {
     };
     let next = SigningKey::generate(algorithm)?;
     let next_pem = next.to_pem()?;
+    create_parent_directory(private_path)?;
 
     let mut dropped = Vec::new();
     if let (Some(previous), Some(path)) = (&previous, retired_file) {
@@ -196,7 +197,7 @@ pub fn rotate(settings: &Settings) -> Result<(), CommandError> {
     let mut connection = connect(settings)?;
     run_migrations(&mut connection)?;
     // The audit entry commits only when the new key is in place. Should the commit
-    // itself fail after the rename, the error below says so.
+    // itself fail after the rename, the error message below tells the operator to check.
     write_transaction(&mut connection, |connection| {
         record(connection, &entry, &RequestContext::command_line(), now)?;
         write_atomically(private_path, next_pem.expose().as_bytes(), true)?;
@@ -204,7 +205,7 @@ pub fn rotate(settings: &Settings) -> Result<(), CommandError> {
     })
     .map_err(|error| {
         CommandError::Message(format!(
-            "{error}; check whether {} holds the new key with `finetune keys list`",
+            "{error}; check whether {} contains the new key with `finetune keys list`",
             private_path.display()
         ))
     })?;
@@ -239,6 +240,7 @@ fn write_retired_key(
     now: DateTime<Utc>,
     window: Duration,
 ) -> Result<Vec<String>, CommandError> {
+    create_parent_directory(path)?;
     let mut kept = Vec::new();
     let mut dropped = Vec::new();
     for entry in read_public_key_file(path)? {
@@ -257,6 +259,24 @@ fn write_retired_key(
     }
     write_atomically(path, text.as_bytes(), false)?;
     Ok(dropped)
+}
+
+/// Creates the folder of a key file when it does not exist yet; on Unix only its owner
+/// may read it.
+fn create_parent_directory(path: &Path) -> Result<(), CommandError> {
+    let Some(directory) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(directory)
+        .map_err(|error| CommandError::Message(format!("cannot create {}: {error}", directory.display())))
 }
 
 /// Writes `contents` to a new file beside `path` and renames it over `path`, so readers

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod keys;
 mod logging;
 mod secrets;
 mod serve;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, KeysCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,5 +37,11 @@ fn run(cli: Cli) -> Result<ExitCode, commands::CommandError> {
             commands::create_superuser(&settings, &username, email.as_deref()).map(|()| ExitCode::SUCCESS)
         }
         Command::Flushexpiredtokens => commands::flush_expired_tokens(&settings).map(|()| ExitCode::SUCCESS),
+        Command::Keys { command: KeysCommand::List } => {
+            let mut settings = settings;
+            secrets::ensure_secret_key(&mut settings)?;
+            keys::list(&settings).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Keys { command: KeysCommand::Rotate } => keys::rotate(&settings).map(|()| ExitCode::SUCCESS),
     }
 }
