@@ -111,7 +111,9 @@ fn main() -> Result<(), String> {
         .workers(2)
         .bind(&bind)
         .map_err(|error| format!("BIND {bind}: {error}"))?;
-        println!("listening on {bind}");
+        for address in server.addrs() {
+            println!("listening on {address}");
+        }
         server.run().await.map_err(|error| format!("server failed: {error}"))
     });
     drop(stop);
