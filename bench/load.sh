@@ -183,20 +183,22 @@ create_database() {
     database_url="${base%/*}/$name$query"
 }
 
-# Creates the admin (user id 1), then seeds $2 users and $3 audit entries into $1.
+# Seeds $2 users and $3 audit entries into $1, then creates the admin. The users come
+# first because `finetune seed` numbers their names after the highest user id, so on an
+# empty database they are seed-user-1 to seed-user-$2.
 seed_database() {
     local url=$1 users=$2 entries=$3
-    printf '%s\n' "$password" | (cd "$work" && DATABASE_URL=$url "$bin" createsuperuser --username "$admin_user") \
-        >"$work/seed.out" 2>&1 || {
-        cat "$work/seed.out" >&2
-        die "createsuperuser failed on $url"
-    }
     printf '%s\n' "$password" | (cd "$work" && DATABASE_URL=$url "$bin" seed --users "$users" --audit-entries "$entries") \
         >"$work/seed.out" 2>&1 || {
         cat "$work/seed.out" >&2
         die "seed failed on $url"
     }
     sed 's/^/load.sh:   /' "$work/seed.out" >&2
+    printf '%s\n' "$password" | (cd "$work" && DATABASE_URL=$url "$bin" createsuperuser --username "$admin_user") \
+        >"$work/seed.out" 2>&1 || {
+        cat "$work/seed.out" >&2
+        die "createsuperuser failed on $url"
+    }
 }
 
 # Starts `finetune serve` on $1 and sets server_pid and server_address. The server runs

@@ -16,6 +16,8 @@ mod edge;
 mod edge_support;
 mod errors;
 mod forged_tokens;
+mod keys;
+mod keys_support;
 mod login;
 mod logout;
 mod password;

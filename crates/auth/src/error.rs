@@ -8,12 +8,20 @@ use finetune_core::CoreError;
 pub enum TokenRejection {
     /// Not a compact JWS, or longer than the limit.
     Malformed,
-    /// The header names another algorithm than the key ring's.
+    /// The header names another algorithm than the key its `kid` names, or none.
     WrongAlgorithm,
     /// No `kid`, or a `kid` that no key in the ring has.
     UnknownKey,
-    /// The signature, `iss`, `aud`, `nbf` or `iat` check failed.
+    /// The `kid` names a key that was retired and no longer verifies.
+    RetiredKey,
+    /// The signature check failed, or a claim is not well-formed.
     BadSignatureOrClaims,
+    /// `iss` is missing or not the expected issuer.
+    WrongIssuer,
+    /// `aud` is missing or does not contain the expected audience.
+    WrongAudience,
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    NotYetValid,
     /// `exp` is in the past (beyond the leeway).
     Expired,
     /// The token has no `exp`.
@@ -37,7 +45,11 @@ impl TokenRejection {
             Self::Malformed => "malformed",
             Self::WrongAlgorithm => "wrong_algorithm",
             Self::UnknownKey => "unknown_key",
+            Self::RetiredKey => "retired_key",
             Self::BadSignatureOrClaims => "bad_signature_or_claims",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::NotYetValid => "not_yet_valid",
             Self::Expired => "expired",
             Self::MissingExpiry => "missing_exp",
             Self::WrongType => "wrong_token_type",

@@ -1,5 +1,8 @@
 //! Access tokens: short-lived JWTs with `kid`, `sub`, `token_type`, `jti`, `iat`, `exp`,
 //! `iss`, `aud` and `roles`.
+//!
+//! [`TokenVerifier`] checks them with a key ring that may hold public keys only; it is
+//! what another service embeds. [`AccessTokens`] adds issuing with the ring's signing key.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -10,18 +13,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use finetune_core::{Secret, UserId};
 use jwt_simple::JWTError;
-use jwt_simple::prelude::{Claims, JWTClaims, MACLike, Token, UnixTimeStamp, VerificationOptions};
+use jwt_simple::prelude::{Claims, JWTClaims, Token, UnixTimeStamp, VerificationOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::LEEWAY;
 use crate::error::{AuthError, TokenRejection};
-use crate::keys::KeyRing;
+use crate::keys::{Algorithm, KeyRing};
 
 /// The `token_type` claim of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "access";
 /// The longest token accepted for verification, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-const ALGORITHM: &str = "HS256";
 
 /// The claims of an access token besides the registered ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,8 +43,19 @@ pub struct AccessClaims {
     pub token_id: String,
     /// `roles` when the token was issued; permission checks read the current grants.
     pub roles: Vec<String>,
+    /// `iat`, when the token has one.
+    pub issued_at: Option<DateTime<Utc>>,
     /// `exp`.
     pub expires_at: DateTime<Utc>,
+    /// The `kid` of the key that signed the token.
+    pub key_id: String,
+}
+
+impl AccessClaims {
+    /// Returns true when the token carried `role` in its `roles` claim.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|held| held == role)
+    }
 }
 
 /// A freshly signed access token.
@@ -60,24 +73,31 @@ impl fmt::Debug for IssuedAccessToken {
     }
 }
 
-/// Issues and verifies access tokens with one key ring, issuer and audience.
+/// Verifies access tokens with one key ring, issuer and audience.
+///
+/// A token is valid when its `kid` names a key of the ring that is not retired, its
+/// `alg` is that key's algorithm, and the signature verifies. Its `iss` and `aud` must
+/// match, `exp` must be present, and `exp`, `nbf` and `iat` must hold within the
+/// leeway. Last, `token_type` must be `access`, `sub` an integer user id and `jti` not
+/// empty.
 #[derive(Debug, Clone)]
-pub struct AccessTokens {
+pub struct TokenVerifier {
     ring: KeyRing,
     issuer: String,
     audience: String,
-    lifetime: Duration,
+    leeway: Duration,
 }
 
-impl AccessTokens {
-    /// Creates the issuer and verifier.
-    pub fn new(
-        ring: KeyRing,
-        issuer: impl Into<String>,
-        audience: impl Into<String>,
-        lifetime: Duration,
-    ) -> Self {
-        Self { ring, issuer: issuer.into(), audience: audience.into(), lifetime }
+impl TokenVerifier {
+    /// Creates a verifier with the default [`LEEWAY`].
+    pub fn new(ring: KeyRing, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self { ring, issuer: issuer.into(), audience: audience.into(), leeway: LEEWAY }
+    }
+
+    /// Sets the clock skew tolerated when checking `exp`, `nbf` and `iat`.
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
     }
 
     /// Returns the key ring.
@@ -85,74 +105,54 @@ impl AccessTokens {
         &self.ring
     }
 
-    /// Returns the access-token lifetime.
-    pub fn lifetime(&self) -> Duration {
-        self.lifetime
+    /// Returns the expected `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
-    /// Signs an access token for `user_id` with the current `roles`, issued at `now`.
-    pub fn issue(
-        &self,
-        user_id: UserId,
-        roles: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<IssuedAccessToken, AuthError> {
-        let issued_at = unix_seconds(now);
-        let lifetime = self.lifetime.as_secs();
-        let custom = CustomClaims { token_type: Some(ACCESS_TOKEN_TYPE.into()), roles: roles.to_vec() };
-
-        let mut claims =
-            Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(lifetime))
-                .with_subject(user_id)
-                .with_issuer(&self.issuer)
-                .with_audience(&self.audience)
-                .with_jwt_id(random_token_id()?);
-        claims.issued_at = Some(UnixTimeStamp::from_secs(issued_at));
-        claims.invalid_before = None;
-        claims.expires_at = Some(UnixTimeStamp::from_secs(issued_at + lifetime));
-
-        let token = self
-            .ring
-            .signing_key()
-            .key()
-            .authenticate(claims)
-            .map_err(|error| AuthError::Signing(error.to_string()))?;
-        let expires_at = DateTime::from_timestamp((issued_at + lifetime) as i64, 0).unwrap_or(now);
-        Ok(IssuedAccessToken { token: Secret::new(token), expires_at })
+    /// Returns the expected `aud`.
+    pub fn audience(&self) -> &str {
+        &self.audience
     }
 
-    /// Verifies an access token at `now`: algorithm, `kid`, signature, `iss`, `aud`,
-    /// `nbf`, `iat`, `exp` (required) with [`LEEWAY`], `token_type`, `sub` and `jti`.
+    /// Returns the tolerated clock skew.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Verifies an access token at `now`; see the type's documentation for the checks.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, AuthError> {
-        let reject = |reason| AuthError::TokenNotValid(reason);
+        let reject = AuthError::TokenNotValid;
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(reject(TokenRejection::Malformed));
         }
 
         let metadata = Token::decode_metadata(token).map_err(|_| reject(TokenRejection::Malformed))?;
-        if metadata.algorithm() != ALGORITHM {
+        let Some(key_id) = metadata.key_id() else {
+            return Err(reject(TokenRejection::UnknownKey));
+        };
+        let Some(key) = self.ring.verifying_key(key_id) else {
+            return Err(reject(TokenRejection::UnknownKey));
+        };
+        if key.is_retired_at(now) {
+            return Err(reject(TokenRejection::RetiredKey));
+        }
+        // The key decides the algorithm, never the token: this rejects `alg: none` and
+        // an HS256 token keyed with a public key.
+        if Algorithm::from_name(metadata.algorithm()) != Some(key.algorithm()) {
             return Err(reject(TokenRejection::WrongAlgorithm));
         }
-        let key = metadata
-            .key_id()
-            .and_then(|kid| self.ring.verifying_key(kid))
-            .ok_or(reject(TokenRejection::UnknownKey))?;
 
         let options = VerificationOptions {
             allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
             allowed_audiences: Some(HashSet::from([self.audience.clone()])),
-            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(LEEWAY.as_secs())),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(self.leeway.as_secs())),
             artificial_time: Some(UnixTimeStamp::from_secs(unix_seconds(now))),
             max_token_length: Some(MAX_TOKEN_BYTES),
             ..VerificationOptions::default()
         };
         let claims: JWTClaims<CustomClaims> =
-            key.key().verify_token(token, Some(options)).map_err(|error| {
-                match error.downcast_ref::<JWTError>() {
-                    Some(JWTError::TokenHasExpired) => reject(TokenRejection::Expired),
-                    _ => reject(TokenRejection::BadSignatureOrClaims),
-                }
-            })?;
+            key.verify(token, options).map_err(|error| reject(rejection_of(&error)))?;
 
         // jwt-simple checks `exp` only when present; a token without it never expires.
         let Some(expires_at) = claims.expires_at else {
@@ -173,9 +173,99 @@ impl AccessTokens {
             user_id: UserId(user_id),
             token_id,
             roles: claims.custom.roles,
-            expires_at: DateTime::from_timestamp(expires_at.as_secs() as i64, 0).unwrap_or(now),
+            issued_at: claims.issued_at.and_then(|iat| timestamp(iat.as_secs())),
+            expires_at: timestamp(expires_at.as_secs()).unwrap_or(now),
+            key_id: key.kid().to_owned(),
         })
     }
+}
+
+/// Maps a jwt-simple verification error to the reason logged for it.
+fn rejection_of(error: &jwt_simple::Error) -> TokenRejection {
+    match error.downcast_ref::<JWTError>() {
+        Some(JWTError::TokenHasExpired) => TokenRejection::Expired,
+        Some(JWTError::TokenNotValidYet | JWTError::ClockDrift) => TokenRejection::NotYetValid,
+        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => {
+            TokenRejection::WrongIssuer
+        }
+        Some(JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing) => {
+            TokenRejection::WrongAudience
+        }
+        Some(JWTError::AlgorithmMismatch) => TokenRejection::WrongAlgorithm,
+        _ => TokenRejection::BadSignatureOrClaims,
+    }
+}
+
+/// Issues and verifies access tokens with one key ring, issuer and audience.
+#[derive(Debug, Clone)]
+pub struct AccessTokens {
+    verifier: TokenVerifier,
+    lifetime: Duration,
+}
+
+impl AccessTokens {
+    /// Creates the issuer and verifier. Issuing fails when `ring` has no signing key.
+    pub fn new(
+        ring: KeyRing,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        lifetime: Duration,
+    ) -> Self {
+        Self { verifier: TokenVerifier::new(ring, issuer, audience), lifetime }
+    }
+
+    /// Returns the key ring.
+    pub fn key_ring(&self) -> &KeyRing {
+        self.verifier.key_ring()
+    }
+
+    /// Returns the verifier, for code that only checks tokens.
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+
+    /// Returns the access-token lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Signs an access token for `user_id` with the current `roles`, issued at `now`.
+    pub fn issue(
+        &self,
+        user_id: UserId,
+        roles: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<IssuedAccessToken, AuthError> {
+        let Some(signing_key) = self.key_ring().signing_key() else {
+            return Err(AuthError::Signing("the key ring has no signing key".into()));
+        };
+        let issued_at = unix_seconds(now);
+        let lifetime = self.lifetime.as_secs();
+        let custom = CustomClaims { token_type: Some(ACCESS_TOKEN_TYPE.into()), roles: roles.to_vec() };
+
+        let mut claims =
+            Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(lifetime))
+                .with_subject(user_id)
+                .with_issuer(self.verifier.issuer())
+                .with_audience(self.verifier.audience())
+                .with_jwt_id(random_token_id()?);
+        claims.issued_at = Some(UnixTimeStamp::from_secs(issued_at));
+        claims.invalid_before = None;
+        claims.expires_at = Some(UnixTimeStamp::from_secs(issued_at + lifetime));
+
+        let token = signing_key.sign(claims)?;
+        let expires_at = timestamp(issued_at + lifetime).unwrap_or(now);
+        Ok(IssuedAccessToken { token: Secret::new(token), expires_at })
+    }
+
+    /// Verifies an access token at `now`; see [`TokenVerifier`].
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, AuthError> {
+        self.verifier.verify(token, now)
+    }
+}
+
+fn timestamp(seconds: u64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(i64::try_from(seconds).ok()?, 0)
 }
 
 fn unix_seconds(time: DateTime<Utc>) -> u64 {

@@ -6,9 +6,9 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use finetune_auth::AccessClaims;
+use finetune_auth::actix::bearer_token;
 use finetune_core::RequestContext;
 
 use crate::cookies::{ACCESS_COOKIE, check_csrf, cookie_value};
@@ -66,14 +66,10 @@ fn authenticate(request: &HttpRequest) -> Result<Authenticated, ApiError> {
     };
     let now = state.clock.now();
 
-    if let Some(authorization) = request.headers().get(header::AUTHORIZATION) {
-        let value = authorization.to_str().map_err(|_| ApiError::token_not_valid())?;
-        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-        if scheme.eq_ignore_ascii_case("Bearer") {
-            let claims = state.tokens.verify(token.trim(), now)?;
-            return Ok(Authenticated { claims, credential: Credential::Bearer });
-        }
-        // Other schemes are not ours; fall through to the cookie.
+    // Another Authorization scheme is not ours; the cookie is tried next.
+    if let Some(token) = bearer_token(request).map_err(|_| ApiError::token_not_valid())? {
+        let claims = state.tokens.verify(token, now)?;
+        return Ok(Authenticated { claims, credential: Credential::Bearer });
     }
 
     let Some(token) = cookie_value(request, ACCESS_COOKIE) else {

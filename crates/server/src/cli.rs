@@ -53,6 +53,12 @@ pub enum Command {
         #[arg(long)]
         deploy: bool,
     },
+    /// Show or rotate the keys that sign and verify access tokens.
+    Keys {
+        /// The key operation.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
 }
 
 /// `finetune logs ...`.
@@ -82,4 +88,17 @@ pub enum LogsCommand {
         #[arg(long)]
         output: Option<std::path::PathBuf>,
     },
+}
+
+/// The `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the kid, algorithm and role (signing or verify-only) of every key that
+    /// verifies access tokens now.
+    List,
+    /// Write a new EdDSA or ES256 private key to JWT_PRIVATE_KEY_FILE and append the
+    /// previous public key to the first JWT_PUBLIC_KEY_FALLBACK_FILES file, where it
+    /// verifies for ACCESS_TOKEN_LIFETIME plus the leeway. Creates the first key when
+    /// the file does not exist. Records keys.rotate in the audit log.
+    Rotate,
 }

@@ -5,6 +5,7 @@
 mod check;
 mod cli;
 mod commands;
+mod keys;
 mod logging;
 mod logs;
 mod secrets;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LogsCommand};
+use crate::cli::{Cli, Command, KeysCommand, LogsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,5 +49,11 @@ fn run(cli: Cli) -> Result<ExitCode, commands::CommandError> {
             seed::seed(&settings, users, audit_entries).map(|()| ExitCode::SUCCESS)
         }
         Command::Check { deploy } => check::check(&settings, deploy),
+        Command::Keys { command: KeysCommand::List } => {
+            let mut settings = settings;
+            secrets::ensure_secret_key(&mut settings)?;
+            keys::list(&settings).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Keys { command: KeysCommand::Rotate } => keys::rotate(&settings).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use base64::Engine;
+use chrono::Utc;
+use finetune_auth::AccessTokens;
 use finetune_auth::password::Passwords;
-use finetune_auth::{AccessTokens, KeyRing};
 use finetune_core::db::{DbConnection, run_migrations, with_startup_lock};
-use finetune_core::settings::{JwtAlgorithm, Settings};
+use finetune_core::settings::Settings;
 use finetune_core::{CoreError, SystemClock};
 use finetune_http::cors::CorsPolicy;
 use finetune_http::edge::edge;
@@ -22,6 +23,7 @@ use finetune_http::{AppState, Routes};
 use finetune_rbac::users;
 
 use crate::commands::{CommandError, create_admin, pool};
+use crate::keys::key_ring;
 use crate::secrets::ensure_secret_key;
 use crate::tls;
 
@@ -35,13 +37,6 @@ pub fn startup_problems(settings: &Settings) -> Vec<String> {
     let mut problems = Vec::new();
     if settings.is_production() {
         problems.extend(settings.production_problems());
-    }
-    if settings.jwt_algorithm != JwtAlgorithm::Hs256 {
-        // TODO: EdDSA and ES256 signing from key files; until then only HS256 runs.
-        problems.push(
-            "JWT_ALGORITHM: only HS256 is supported by this build; unset JWT_ALGORITHM or set it to HS256."
-                .into(),
-        );
     }
     if let Err(error) = tls::server_config(settings) {
         problems.push(error.to_string());
@@ -97,22 +92,15 @@ fn bootstrap_admin(
     Ok(())
 }
 
-fn key_ring(settings: &Settings) -> Result<KeyRing, CommandError> {
-    let Some(secret) = settings.secret_key.as_ref() else {
-        return Err(CommandError::Message("SECRET_KEY is not set".into()));
-    };
-    let fallbacks: Vec<&[u8]> =
-        settings.secret_key_fallbacks.iter().map(|key| key.expose().as_bytes()).collect();
-    KeyRing::hs256(secret.expose().as_bytes(), &fallbacks)
-        .map_err(|error| CommandError::Message(format!("SECRET_KEY or SECRET_KEY_FALLBACKS: {error}")))
-}
-
 /// Runs the server until it is stopped.
 pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
     check_settings(&settings)?;
     ensure_secret_key(&mut settings)?;
 
-    let ring = key_ring(&settings)?;
+    let ring = key_ring(&settings, Utc::now())?;
+    if let Some(signing) = ring.signing_key() {
+        tracing::info!(kid = signing.kid(), algorithm = %signing.algorithm(), "signing key loaded");
+    }
     let passwords = Passwords::new()?;
     let pool = pool(&settings)?;
     {

@@ -1,5 +1,6 @@
 //! Health, readiness, the JWKS document and the contract's 404 and 405 answers.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
@@ -19,10 +20,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok"})))
 }
 
-/// `GET /.well-known/jwks.json`: public keys only; HS256 keys are secret, so the set
-/// is empty with HS256.
-pub async fn jwks() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"keys": []}))
+/// `GET /.well-known/jwks.json`: the public keys that verify access tokens, the
+/// signing key first. HS256 keys are secret, so the set is empty with HS256 alone.
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let document = state.tokens.key_ring().jwks(state.clock.now());
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=60")).json(document)
 }
 
 /// Any unknown path.
