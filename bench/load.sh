@@ -102,7 +102,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'log "interrupted; stopping the processes it started"; exit 130' INT TERM
 
 # Sends SIGTERM to a process this script started, waits up to 10 s, then SIGKILL.
 stop_process() {
@@ -176,7 +176,8 @@ create_database() {
     fi
     local name="finetune_bench_$$_$label"
     created_databases+=("$name")
-    psql "$admin_url" -Xqc "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >&2
+    PGOPTIONS="-c client_min_messages=warning" psql "$admin_url" -Xq \
+        -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name" >&2
     # Replace the database in the path and keep any query string.
     local base=${admin_url%%\?*}
     local query=${admin_url#"$base"}
@@ -324,15 +325,17 @@ measure_export() {
     export_copy_rate="n/a"
     export_copy_ratio="n/a"
     if [ "$backend" = postgres ]; then
-        # The same columns, rows and order as the CSV export, written by the database.
-        local started ended copy_rows
-        started=$(date +%s%N)
-        psql "$url" -Xqc "COPY (SELECT id, occurred_at, actor_id, actor_username, action, outcome,
-            target_type, target_id, ip, user_agent, request_id, details FROM audit_log ORDER BY id)
-            TO STDOUT WITH (FORMAT csv, HEADER)" >/dev/null
-        ended=$(date +%s%N)
+        # The same columns, rows and order as the CSV export, written by the database to
+        # psql, which discards them. psql's \timing covers the COPY command alone, not
+        # the start of psql and its connection set-up.
+        local copy_ms copy_rows
+        copy_ms=$(LC_ALL=C psql "$url" -Xq -o /dev/null -c '\timing on' -c "COPY (SELECT id, occurred_at,
+            actor_id, actor_username, action, outcome, target_type, target_id, ip, user_agent,
+            request_id, details FROM audit_log ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)" |
+            sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -n 1)
+        [ -n "$copy_ms" ] || die "psql printed no time for the COPY of the $label database"
         copy_rows=$(psql "$url" -XAtqc 'SELECT count(*) FROM audit_log')
-        export_copy_rate=$(calc '%.0f' "$copy_rows / (($ended - $started) / 1e9)")
+        export_copy_rate=$(calc '%.0f' "$copy_rows / ($copy_ms / 1000)")
         export_copy_ratio=$(calc '%.1f %%' "100 * $export_rate / $export_copy_rate")
     fi
     printf '%-28s %10d %10s %10s %14s %10s %10s %12s %10s\n' "export, $label database" \

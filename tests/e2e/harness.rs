@@ -118,25 +118,7 @@ impl TestServer {
         run_to_completion(command(&["migrate"]), None);
         create_superuser_with(command(&[]), ADMIN_USERNAME, ADMIN_EMAIL, ADMIN_PASSWORD);
 
-        let mut serve = command(&["serve"]);
-        serve.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = serve.spawn().expect("starting `finetune serve` failed");
-        let output = OutputLog::default();
-        let (sender, receiver) = mpsc::channel();
-        output.drain(child.stdout.take().expect("stdout is piped"), "", Some(sender));
-        output.drain(child.stderr.take().expect("stderr is piped"), "stderr: ", None);
-
-        let address = match wait_for_listening_line(&receiver) {
-            Ok(address) => address,
-            Err(reason) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "`finetune serve` did not start: {reason}; exit status {status:?}; output:\n{}",
-                    output.text()
-                );
-            }
-        };
+        let (child, address) = spawn_serve(command(&["serve"]));
 
         let agent = new_agent();
 
@@ -146,6 +128,52 @@ impl TestServer {
     /// Opens a new connection to this server's database.
     pub fn database(&self) -> Db {
         self.database.connect()
+    }
+}
+
+/// Starts `serve` and waits for its `listening on ADDR` line; its output is drained in
+/// the background so the pipes never fill.
+fn spawn_serve(mut serve: Command) -> (Child, SocketAddr) {
+    serve.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = serve.spawn().expect("starting `finetune serve` failed");
+    let output = OutputLog::default();
+    let (sender, receiver) = mpsc::channel();
+    output.drain(child.stdout.take().expect("stdout is piped"), "", Some(sender));
+    output.drain(child.stderr.take().expect("stderr is piped"), "stderr: ", None);
+
+    match wait_for_listening_line(&receiver) {
+        Ok(address) => (child, address),
+        Err(reason) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!(
+                "`finetune serve` did not start: {reason}; exit status {status:?}; output:\n{}",
+                output.text()
+            );
+        }
+    }
+}
+
+/// Another `finetune serve` process on the same database as a [`TestServer`].
+pub struct Instance {
+    pub base_url: String,
+    child: Child,
+    _work_dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts a second server process on this server's database.
+    pub fn start_instance(&self) -> Instance {
+        let work_dir = tempfile::tempdir().expect("creating a temporary folder failed");
+        let (child, address) = spawn_serve(server_command(&["serve"], &self.database.url(), &work_dir));
+        Instance { base_url: format!("http://{address}"), child, _work_dir: work_dir }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

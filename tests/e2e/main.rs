@@ -23,3 +23,4 @@ mod logout;
 mod password;
 mod refresh;
 mod tokens;
+mod user_cache;

@@ -319,14 +319,20 @@ fn active_user(connection: &mut DbConnection, user_id: UserId) -> Result<users::
     }
 }
 
-/// Returns the current view of an active user; a deleted or inactive user is
-/// `token_not_valid`.
+/// Returns the current view of an active user, from the cache when it holds one; a
+/// deleted or inactive user is `token_not_valid`.
 pub async fn current_user(state: &AppState, user_id: UserId) -> Result<UserView, ApiError> {
-    with_connection(state, move |connection| {
+    if let Some(view) = state.user_cache.get(user_id) {
+        return Ok(view);
+    }
+    let generation = state.user_cache.generation();
+    let view = with_connection(state, move |connection| {
         let user = active_user(connection, user_id)?;
         Ok(users::view(connection, &user)?)
     })
-    .await
+    .await?;
+    state.user_cache.insert(view.clone(), generation);
+    Ok(view)
 }
 
 /// Changes the caller's password. Every refresh family of the user is revoked; when

@@ -29,6 +29,7 @@ pub mod pagination;
 pub mod routes;
 pub mod state;
 pub mod throttle;
+pub mod user_cache;
 
 pub use error::ApiError;
 pub use routes::Routes;

@@ -10,6 +10,7 @@ use finetune_core::db::DbPool;
 use finetune_core::settings::TrustedProxies;
 
 use crate::hash_pool::HashPool;
+use crate::user_cache::UserCache;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone, Debug)]
@@ -20,6 +21,8 @@ pub struct AppState {
     pub tokens: Arc<AccessTokens>,
     /// Password hasher.
     pub passwords: Arc<Passwords>,
+    /// Views of active users for `GET /api/auth/me/`.
+    pub user_cache: Arc<UserCache>,
     /// Low-priority threads for argon2; at most one hash per thread at a time.
     pub hash_pool: Arc<HashPool>,
     /// The source of the current time.

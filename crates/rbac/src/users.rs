@@ -229,3 +229,28 @@ pub fn set_active(
         .execute(connection)?;
     Ok(())
 }
+
+/// The counter bumped by every change to what a user's view shows (roles, email,
+/// active state).
+const USER_STATE_COUNTER: &str = "user_state";
+
+/// Bumps the user-state counter; call it inside the transaction of the change, so
+/// instances that cache user views see the new value once the change commits.
+pub fn bump_user_state_version(connection: &mut DbConnection) -> Result<(), RbacError> {
+    use finetune_core::db::schema::change_counters;
+    diesel::update(change_counters::table.find(USER_STATE_COUNTER))
+        .set(change_counters::value.eq(change_counters::value + 1))
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Returns the user-state counter.
+pub fn user_state_version(connection: &mut DbConnection) -> Result<i64, RbacError> {
+    use finetune_core::db::schema::change_counters;
+    Ok(change_counters::table
+        .find(USER_STATE_COUNTER)
+        .select(change_counters::value)
+        .first::<i64>(connection)
+        .optional()?
+        .unwrap_or(0))
+}

@@ -19,6 +19,7 @@ use finetune_http::edge::edge;
 use finetune_http::handlers::ops;
 use finetune_http::hash_pool::HashPool;
 use finetune_http::throttle::LoginThrottle;
+use finetune_http::user_cache::UserCache;
 use finetune_http::{AppState, Routes};
 use finetune_rbac::users;
 
@@ -92,6 +93,15 @@ fn bootstrap_admin(
     Ok(())
 }
 
+/// Starts the user cache and the thread that clears it on changes made elsewhere.
+fn watched_user_cache(pool: &finetune_core::db::DbPool) -> Result<Arc<UserCache>, CommandError> {
+    let cache = Arc::new(UserCache::default());
+    cache
+        .watch(pool.clone())
+        .map_err(|error| CommandError::Message(format!("cannot start the user-cache thread: {error}")))?;
+    Ok(cache)
+}
+
 /// Runs the server until it is stopped.
 pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
     check_settings(&settings)?;
@@ -123,6 +133,7 @@ pub fn serve(mut settings: Settings) -> Result<(), CommandError> {
 
     let state =
         AppState {
+            user_cache: watched_user_cache(&pool)?,
             pool,
             tokens: Arc::new(tokens),
             passwords: Arc::new(passwords),

@@ -84,3 +84,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     audit_log
 );
+
+diesel::table! {
+    change_counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}

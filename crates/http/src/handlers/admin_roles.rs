@@ -153,6 +153,7 @@ pub async fn delete(
     let context = context.0.clone();
     with_connection(&state, move |connection| {
         write_transaction(connection, |connection| {
+            finetune_rbac::users::bump_user_state_version(connection)?;
             match roles::delete(connection, &name) {
                 Err(RbacError::RoleNotFound(_)) => return Err(ApiError::not_found()),
                 other => other?,
@@ -162,6 +163,7 @@ pub async fn delete(
         })
     })
     .await?;
+    state.user_cache.clear();
 
     Ok(HttpResponse::NoContent().finish())
 }

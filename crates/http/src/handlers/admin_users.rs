@@ -213,6 +213,7 @@ pub async fn update(
     let is_active = body.is_active;
     let view = with_connection(&state, move |connection| {
         write_transaction(connection, |connection| {
+            users::bump_user_state_version(connection)?;
             let mut changed = Vec::new();
             if let Some(email) = &email {
                 users::set_email(connection, user_id, email.as_deref(), now)?;
@@ -250,6 +251,7 @@ pub async fn update(
         })
     })
     .await?;
+    state.user_cache.clear();
 
     Ok(HttpResponse::Ok().json(view))
 }
@@ -285,6 +287,7 @@ pub async fn grant(
     with_connection(&state, move |connection| {
         write_transaction(connection, |connection| {
             users::find(connection, user_id)?.ok_or(RbacError::UserNotFound(user_id.0))?;
+            users::bump_user_state_version(connection)?;
             let added = match roles::grant(connection, user_id, &role, now) {
                 Err(RbacError::RoleNotFound(name)) => {
                     return Err(ApiError::invalid_field("role", format!("Unknown role {name:?}.")));
@@ -302,6 +305,7 @@ pub async fn grant(
         })
     })
     .await?;
+    state.user_cache.clear();
 
     Ok(HttpResponse::NoContent().finish())
 }
@@ -322,6 +326,7 @@ pub async fn revoke(
     with_connection(&state, move |connection| {
         write_transaction(connection, |connection| {
             users::find(connection, user_id)?.ok_or(RbacError::UserNotFound(user_id.0))?;
+            users::bump_user_state_version(connection)?;
             if roles::revoke(connection, user_id, &role)? {
                 let entry = NewEntry::new(Action::RoleRevoke, Outcome::Success)
                     .actor(Some(actor.id), Some(&actor.username))
@@ -333,6 +338,7 @@ pub async fn revoke(
         })
     })
     .await?;
+    state.user_cache.clear();
 
     Ok(HttpResponse::NoContent().finish())
 }
