@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Load benchmark of the release `finetune` server, on SQLite and on PostgreSQL.
 #
-# For each backend it seeds a database with users and AUDIT_ENTRIES audit entries, starts
-# `finetune serve` on 127.0.0.1 and drives it with wrk, then prints one table: /healthz
-# and Bearer /api/auth/me/ throughput and latency, chained refresh rotations, logins
-# against the argon2 hash rate measured in the same run, /me latency while logins
-# saturate the CPU, and the audit-log export at SMALL_AUDIT_ENTRIES and AUDIT_ENTRIES
-# rows (rows/s, time to first byte, peak RSS, and on PostgreSQL the ratio to COPY).
+# For each backend it seeds a database with users and AUDIT_ENTRIES audit entries,
+# starts `finetune serve` on 127.0.0.1 and drives it with wrk. It then prints one table
+# per backend. The table gives the throughput and latency of /healthz and of Bearer
+# /api/auth/me/, chained refresh rotations, and logins against the argon2 hash rate
+# measured in the same run. It also gives the /me latency while logins saturate the CPU,
+# and the audit-log export at SMALL_AUDIT_ENTRIES and AUDIT_ENTRIES rows: rows/s, time
+# to first byte, peak RSS, and on PostgreSQL the ratio to COPY.
 # It prints numbers and asserts none of them. docs/BENCHMARKS.md explains each figure.
 #
 # Usage: bench/load.sh
@@ -50,13 +51,13 @@ die() {
     exit 1
 }
 
-# Checks that $2 is an integer from $3 to $4; $1 names the setting in the message.
+# Exits unless $2 is an integer from $3 to $4. $1 names the setting in the message.
 check_integer() {
     [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] ||
-        die "$1=$2 is invalid; expected an integer from $3 to $4"
+        die "$1=$2 is invalid: expected an integer from $3 to $4"
 }
 
-[[ $duration =~ ^([0-9]+)s?$ ]] || die "DURATION=$duration is invalid; expected seconds, such as 10 or 10s"
+[[ $duration =~ ^([0-9]+)s?$ ]] || die "DURATION=$duration is invalid: expected whole seconds, such as 10 or 10s"
 seconds=${BASH_REMATCH[1]}
 check_integer DURATION "$seconds" 1 3600
 check_integer AUDIT_ENTRIES "$audit_entries" 1 100000000
@@ -67,11 +68,11 @@ check_integer ROTATION_CONNECTIONS "$rotation_connections" 1 256
 check_integer LOGIN_CONNECTIONS "$login_connections" "$wrk_threads" 10000
 check_integer EXPORT_TIMEOUT "$export_timeout" 1 86400
 [ "$rotation_connections" -le "$seed_users" ] ||
-    die "ROTATION_CONNECTIONS=$rotation_connections is more than SEED_USERS=$seed_users; each chain signs in its own user"
+    die "ROTATION_CONNECTIONS=$rotation_connections is invalid: each rotation chain signs in its own seeded user, so set at most SEED_USERS=$seed_users"
 for backend in $backends; do
     case $backend in
         sqlite | postgres) ;;
-        *) die "BENCH_BACKENDS: unknown backend \"$backend\"; expected sqlite, postgres or both" ;;
+        *) die "BENCH_BACKENDS: unknown backend \"$backend\": expected sqlite, postgres or both" ;;
     esac
 done
 
@@ -120,7 +121,7 @@ stop_process() {
     wait "$pid" 2>/dev/null || true
 }
 
-# Divides, multiplies and formats floating-point numbers: calc FORMAT EXPRESSION.
+# Prints an awk arithmetic EXPRESSION with a printf FORMAT: calc FORMAT EXPRESSION.
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 
 # ---------------------------------------------------------------- tools and build
@@ -131,11 +132,11 @@ install_wrk() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get install -y wrk >&2 ||
-        die "apt-get install -y wrk failed; run apt-get update first, or install wrk 4 by hand"
+        die "apt-get install -y wrk failed. Run apt-get update first, or install wrk 4 by hand"
 }
 
 check_postgres() {
-    command -v psql >/dev/null || die "psql is missing; install postgresql-client or set BENCH_BACKENDS=sqlite"
+    command -v psql >/dev/null || die "psql is missing. Install postgresql-client or set BENCH_BACKENDS=sqlite"
     local host
     host=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).hostname or "")' "$admin_url")
     case $host in
@@ -143,7 +144,7 @@ check_postgres() {
         *) die "BENCH_POSTGRES_URL must point at 127.0.0.1 or localhost, not \"$host\"" ;;
     esac
     PGCONNECT_TIMEOUT=5 psql "$admin_url" -XAtqc 'SELECT 1' >/dev/null ||
-        die "PostgreSQL at BENCH_POSTGRES_URL does not answer; start it, fix the URL or set BENCH_BACKENDS=sqlite"
+        die "PostgreSQL at BENCH_POSTGRES_URL does not respond. Start it, fix the URL or set BENCH_BACKENDS=sqlite"
 }
 
 # Sets hashes_per_second: one core's argon2id hash rate, from the median time per hash
@@ -158,16 +159,18 @@ measure_hash_rate() {
         }
     local median_ns
     median_ns=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' \
-        "$work/criterion/argon2id/hash/new/estimates.json") ||
-        die "criterion wrote no median for argon2id/hash; see its output above"
+        "$work/criterion/argon2id/hash/new/estimates.json") || {
+        tail -n 20 "$work/criterion.out" >&2
+        die "criterion wrote no median for argon2id/hash (its last output lines are above)"
+    }
     hash_median_ms=$(calc '%.2f' "$median_ns / 1e6")
     hashes_per_second=$(calc '%.2f' "1e9 / $median_ns")
 }
 
 # ---------------------------------------------------------------- databases and servers
 
-# Creates an empty database for backend $1 named after $2 and sets database_url. It runs
-# in this shell, not in $(...), so that cleanup sees the name it adds.
+# Creates an empty database for backend $1 named after $2 and sets database_url. Call it
+# in this shell, not in $(...), so that cleanup can drop the database it records.
 create_database() {
     local backend=$1 label=$2
     if [ "$backend" = sqlite ]; then
@@ -238,13 +241,13 @@ obtain_tokens() {
         die "POST /api/auth/token/ as $1 failed"
 }
 
-# Fails unless GET $1 with the access token $2 (may be empty) answers 200.
+# Exits unless GET $1 with the access token $2 (may be empty) returns 200.
 expect_ok() {
     local status headers=()
     [ -z "$2" ] || headers=(-H "Authorization: Bearer $2")
     status=$(curl -sS -o "$work/preflight.out" -w '%{http_code}' --max-time 30 \
-        "${headers[@]}" "http://$server_address$1") || status="no answer"
-    [ "$status" = 200 ] || die "GET $1 answered $status before the run: $(head -c 300 "$work/preflight.out")"
+        "${headers[@]}" "http://$server_address$1") || status="no response"
+    [ "$status" = 200 ] || die "GET $1 returned $status before the run: $(head -c 300 "$work/preflight.out")"
 }
 
 # ---------------------------------------------------------------- wrk
@@ -274,7 +277,7 @@ finish_wrk() {
     }
 }
 
-# Runs wrk in the foreground; takes the arguments of start_wrk.
+# Runs wrk in the foreground, with the arguments of start_wrk.
 run_wrk() {
     start_wrk "$@"
     finish_wrk "$1" "$wrk_pid"
@@ -445,7 +448,7 @@ run_backend() {
     grep -h '^BENCH_FIRST_FAILURE' "$work/rotate.out" | head -n 3 |
         sed 's/^BENCH_FIRST_FAILURE/first rotation failure:/' || true
     grep -h '^BENCH_LOGIN' "$work/login.out" "$work/login-busy.out" | grep -v 'throttled=0$' |
-        sed 's/^BENCH_LOGIN/logins answered 429:/' || true
+        sed 's/^BENCH_LOGIN/logins rejected with 429:/' || true
 }
 
 # ---------------------------------------------------------------- main

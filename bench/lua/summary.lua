@@ -1,7 +1,7 @@
 -- Shared by the other scripts in this folder, which load it by their own path (wrk
 -- runs a script by path, so its `source` is "@path/to/script.lua"). It prints one
 -- `BENCH key=value ...` line that bench/load.sh parses. wrk reports latencies in
--- microseconds; the line gives them in milliseconds.
+-- microseconds, and the line gives them in milliseconds.
 --
 -- `failed` is the number of failed responses. Scripts that define response() count
 -- every status other than 200 themselves. The plain GET scripts pass nil, and then

@@ -144,7 +144,8 @@ pub fn snapshot_bound(connection: &mut DbConnection) -> Result<i64, ExportError>
 }
 
 /// Exports every entry matching `filter` with an id up to `up_to_id`, oldest first,
-/// handing encoded chunks to `sink`. Returns the number of rows written.
+/// handing encoded chunks to `sink`. Returns the number of rows written. CSV from
+/// PostgreSQL goes through `COPY` (see [`crate::copy`]); the rest reads keyset chunks.
 pub fn export<S>(
     connection: &mut DbConnection,
     filter: &Filter,
@@ -155,6 +156,9 @@ pub fn export<S>(
 where
     S: FnMut(Vec<u8>) -> Result<(), ExportError>,
 {
+    if let (Format::Csv, DbConnection::Postgresql(pg)) = (format, &mut *connection) {
+        return crate::copy::export_csv(pg, filter, up_to_id, sink);
+    }
     if format == Format::Csv {
         sink(csv_header()?)?;
     }

@@ -10,6 +10,7 @@
 //! This crate depends on `finetune-core` only and reads no settings.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod copy;
 pub mod export;
 pub mod query;
 

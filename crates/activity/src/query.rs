@@ -71,9 +71,10 @@ impl Filter {
     }
 }
 
-/// Formats a time as RFC 3339 in UTC with a `Z`, keeping sub-second digits when present.
+/// Formats a time as RFC 3339 in UTC with microseconds and a `Z`, as both databases
+/// store it.
 pub fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// One audit entry (`ENTRY` in the contract).
