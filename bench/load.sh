@@ -13,7 +13,7 @@
 # Usage: bench/load.sh
 # Settings (environment variables, defaults in brackets):
 #   DURATION             wrk run time per scenario, in seconds, with or without "s" [10s]
-#   AUDIT_ENTRIES        audit entries in the main database [1000000]
+#   AUDIT_ENTRIES        audit entries in the large database [1000000]
 #   SMALL_AUDIT_ENTRIES  audit entries in the small export database [10000]
 #   SEED_USERS           seeded users, who sign in during the login scenarios [1000]
 #   CONNECTIONS          wrk connections for /healthz and /me [32]

@@ -86,23 +86,26 @@ pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn csv_record(entry: &Entry) -> [String; 12] {
-    let optional = |value: &Option<String>| value.clone().unwrap_or_default();
-    let number = |value: Option<i64>| value.map(|n| n.to_string()).unwrap_or_default();
-    [
-        entry.id.to_string(),
-        rfc3339(entry.occurred_at),
-        number(entry.actor_id),
-        optional(&entry.actor_username),
-        entry.action.clone(),
-        entry.outcome.clone(),
-        optional(&entry.target_type),
-        optional(&entry.target_id),
-        optional(&entry.ip),
-        optional(&entry.user_agent),
-        optional(&entry.request_id),
-        entry.details.to_string(),
-    ]
+/// Writes one entry as a CSV record; text cells are borrowed, not copied.
+fn write_csv_record(writer: &mut csv::Writer<Vec<u8>>, entry: &Entry) -> csv::Result<()> {
+    writer.write_field(entry.id.to_string())?;
+    writer.write_field(rfc3339(entry.occurred_at))?;
+    writer.write_field(entry.actor_id.map(|id| id.to_string()).unwrap_or_default())?;
+    let texts = [
+        entry.actor_username.as_deref(),
+        Some(entry.action.as_str()),
+        Some(entry.outcome.as_str()),
+        entry.target_type.as_deref(),
+        entry.target_id.as_deref(),
+        entry.ip.as_deref(),
+        entry.user_agent.as_deref(),
+        entry.request_id.as_deref(),
+    ];
+    for text in texts {
+        writer.write_field(neutralize_formula(text.unwrap_or_default()).as_ref())?;
+    }
+    writer.write_field(neutralize_formula(&entry.details.to_string()).as_ref())?;
+    writer.write_record(None::<&[u8]>)
 }
 
 /// Encodes the CSV header row.
@@ -118,10 +121,7 @@ pub fn encode(entries: &[Entry], format: Format) -> Result<Vec<u8>, ExportError>
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(Vec::with_capacity(entries.len() * 200));
             for entry in entries {
-                let record = csv_record(entry);
-                let cells = record.iter().map(|cell| neutralize_formula(cell));
-                writer
-                    .write_record(cells.map(|cell| cell.into_owned()))
+                write_csv_record(&mut writer, entry)
                     .map_err(|error| ExportError::Encode(error.to_string()))?;
             }
             writer.into_inner().map_err(|error| ExportError::Encode(error.to_string()))

@@ -39,7 +39,8 @@ pub enum Command {
     /// Fill the database with generated users and audit entries, for benchmarks and
     /// manual tests. Seeded users share one password, read like createsuperuser's.
     Seed {
-        /// Number of users to create, named seed-user-1, seed-user-2, ...
+        /// Number of users to create, named seed-user-N with N counting on from the
+        /// highest user id.
         #[arg(long, default_value_t = 0)]
         users: u64,
         /// Number of audit entries to append.

@@ -139,6 +139,9 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<DbPool, CoreError> {
     r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
+        // A check-out test costs a round trip per request; a dead connection surfaces as
+        // a query error instead (503) and r2d2 drops it through `has_broken`.
+        .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(5))
         .build(ConnectionManager { url: url.to_owned() })
         .map_err(CoreError::from)
