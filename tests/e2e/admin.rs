@@ -122,6 +122,62 @@ fn users_manage_cannot_grant_system_admin(backend: Backend) {
     assert_eq!(other_role.status, 204, "granting an ordinary role is allowed: {}", other_role.body);
 }
 
+fn user_manager_cannot_take_over_admin(backend: Backend) {
+    let server = TestServer::start(backend);
+    let admin = admin_token(&server);
+    create_role(&server, &admin, "user-admin", &["users.manage"]);
+    create_role(&server, &admin, "role-admin", &["roles.manage"]);
+    let manager_id = create_user(&server, &admin, "manager");
+    let role_admin_id = create_user(&server, &admin, "role-manager");
+    assert_eq!(grant(&server, &admin, manager_id, "user-admin").status, 204);
+    assert_eq!(grant(&server, &admin, role_admin_id, "role-admin").status, 204);
+    let manager = server.obtain_token_pair("manager", USER_PASSWORD).access;
+    let role_manager = server.obtain_token_pair("role-manager", USER_PASSWORD).access;
+
+    for body in [
+        json!({"password": "taken-over-password"}),
+        json!({"is_active": false}),
+        json!({"email": "x@evil.test"}),
+    ] {
+        let response = server.request("PATCH", "/api/admin/users/1/").bearer(&manager).json(&body).send();
+        assert_error(&response, 403, "permission_denied");
+    }
+    assert_eq!(
+        server.login("admin", crate::harness::ADMIN_PASSWORD).status,
+        200,
+        "the admin password is unchanged"
+    );
+
+    let escalating_role = server
+        .post("/api/admin/roles/")
+        .bearer(&role_manager)
+        .json(&json!({"name": "escalate", "permissions": ["users.manage"]}))
+        .send();
+    assert_error(&escalating_role, 403, "permission_denied");
+    let borrowed_role = grant(&server, &role_manager, role_admin_id, "user-admin");
+    assert_error(&borrowed_role, 403, "permission_denied");
+    let widened = server
+        .request("PATCH", "/api/admin/roles/role-admin/")
+        .bearer(&role_manager)
+        .json(&json!({"permissions": ["roles.manage", "logs.export"]}))
+        .send();
+    assert_error(&widened, 403, "permission_denied");
+
+    let own_level = server
+        .request("PATCH", &format!("/api/admin/users/{role_admin_id}/"))
+        .bearer(&manager)
+        .json(&json!({"email": "peer@example.com"}))
+        .send();
+    assert_error(&own_level, 403, "permission_denied");
+    let plain_id = create_user(&server, &admin, "plain-user");
+    let allowed = server
+        .request("PATCH", &format!("/api/admin/users/{plain_id}/"))
+        .bearer(&manager)
+        .json(&json!({"email": "plain@example.com"}))
+        .send();
+    assert_eq!(allowed.status, 200, "a user with fewer permissions can be managed: {}", allowed.body);
+}
+
 fn grant_and_revoke_apply_to_existing_token(backend: Backend) {
     let server = TestServer::start(backend);
     let admin = admin_token(&server);
@@ -340,6 +396,7 @@ backend_tests!(
     admin_endpoints_require_credentials,
     admin_endpoints_deny_without_permission,
     users_manage_cannot_grant_system_admin,
+    user_manager_cannot_take_over_admin,
     grant_and_revoke_apply_to_existing_token,
     last_system_admin_protected,
     username_variants_rejected,

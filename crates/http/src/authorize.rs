@@ -1,8 +1,11 @@
 //! Permission checks against the current grants, with `access.denied` audited.
 
 use finetune_activity::{Action, NewEntry, Outcome, record};
-use finetune_core::RequestContext;
-use finetune_core::db::write_transaction;
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use finetune_core::db::{DbConnection, write_transaction};
+use finetune_core::{RequestContext, UserId};
 use finetune_rbac::{Permission, roles, users};
 
 use crate::blocking::with_connection;
@@ -19,6 +22,8 @@ pub struct Actor {
     pub username: String,
     /// True when the actor holds `system_admin`.
     pub is_system_admin: bool,
+    /// Every permission the actor holds now.
+    pub permissions: BTreeSet<Permission>,
 }
 
 /// What a request needs.
@@ -71,21 +76,80 @@ pub async fn authorize(
             }
         }
         let Some(missing) = missing else {
-            return Ok(Actor { id: user.id, username: user.username, is_system_admin });
+            let permissions = roles::permissions_of_user(connection, user_id)?;
+            return Ok(Actor { id: user.id, username: user.username, is_system_admin, permissions });
         };
+        deny(connection, user.id, &user.username, missing.describe(), &context, now)
+    })
+    .await
+}
 
-        let entry = NewEntry::new(Action::AccessDenied, Outcome::Denied)
-            .actor(Some(user.id), Some(&user.username))
-            .detail("required", missing.describe())
-            .detail("method", context.method.clone())
-            .detail("path", context.path.clone());
-        write_transaction(connection, |connection| record(connection, &entry, &context, now))?;
-        tracing::info!(required = missing.describe(), user_id = user.id, "permission denied");
-        Err(ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "permission_denied",
-            "You do not have permission to perform this action.",
-        ))
+/// Records `access.denied` in its own transaction and returns 403 `permission_denied`.
+fn deny<T>(
+    connection: &mut DbConnection,
+    actor_id: i64,
+    actor_username: &str,
+    required: &str,
+    context: &RequestContext,
+    now: DateTime<Utc>,
+) -> Result<T, ApiError> {
+    let entry = NewEntry::new(Action::AccessDenied, Outcome::Denied)
+        .actor(Some(actor_id), Some(actor_username))
+        .detail("required", required)
+        .detail("method", context.method.clone())
+        .detail("path", context.path.clone());
+    write_transaction(connection, |connection| record(connection, &entry, context, now))?;
+    tracing::info!(required, user_id = actor_id, "permission denied");
+    Err(ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "permission_denied",
+        "You do not have permission to perform this action.",
+    ))
+}
+
+/// What an actor must already hold to act on something.
+#[derive(Debug, Clone)]
+pub enum Ceiling {
+    /// Every permission of this user: nobody may change, deactivate or strip the roles
+    /// of a user who holds more than they do, so `users.manage` cannot take over an
+    /// administrator's account.
+    User(UserId),
+    /// Every permission of this role: nobody may grant, create, change or delete a
+    /// role that carries more than they hold.
+    Role(String),
+    /// These permissions, for a role about to be created or changed.
+    Permissions(Vec<Permission>),
+}
+
+/// Checks that `actor` holds every permission that `ceiling` names, reading the grants
+/// now; otherwise records `access.denied` and returns 403. Unknown users and roles pass,
+/// so the caller's own lookup answers 404 or 400 for them.
+pub async fn ensure_ceiling(
+    state: &AppState,
+    context: &RequestContext,
+    actor: &Actor,
+    ceiling: Ceiling,
+) -> Result<(), ApiError> {
+    if actor.is_system_admin {
+        return Ok(());
+    }
+    let actor = actor.clone();
+    let context = context.clone();
+    let now = state.clock.now();
+    with_connection(state, move |connection| {
+        let needed: BTreeSet<Permission> = match &ceiling {
+            Ceiling::User(user_id) => roles::permissions_of_user(connection, *user_id)?,
+            Ceiling::Role(name) => match roles::permissions_of_role(connection, name) {
+                Ok(permissions) => permissions,
+                Err(finetune_rbac::RbacError::RoleNotFound(_)) => BTreeSet::new(),
+                Err(other) => return Err(other.into()),
+            },
+            Ceiling::Permissions(permissions) => permissions.iter().copied().collect(),
+        };
+        let Some(missing) = needed.difference(&actor.permissions).next() else {
+            return Ok(());
+        };
+        deny(connection, actor.id, &actor.username, missing.as_str(), &context, now)
     })
     .await
 }

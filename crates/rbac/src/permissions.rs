@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Permission {
     /// Read, create and update users.
     UsersManage,

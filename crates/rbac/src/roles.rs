@@ -305,6 +305,32 @@ pub fn active_system_admins(connection: &mut DbConnection) -> Result<i64, RbacEr
         .get_result(connection)?)
 }
 
+/// Returns every permission `user_id` holds now through its roles; a `system_admin`
+/// holds them all.
+pub fn permissions_of_user(
+    connection: &mut DbConnection,
+    user_id: UserId,
+) -> Result<std::collections::BTreeSet<Permission>, RbacError> {
+    if is_system_admin(connection, user_id)? {
+        return Ok(Permission::ALL.into_iter().collect());
+    }
+    let names: Vec<String> = user_roles::table
+        .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
+        .filter(user_roles::user_id.eq(user_id.0))
+        .select(role_permissions::permission)
+        .load(connection)?;
+    Ok(names.iter().filter_map(|name| Permission::parse(name)).collect())
+}
+
+/// Returns the permissions that role `name` carries; `system_admin` carries them all.
+pub fn permissions_of_role(
+    connection: &mut DbConnection,
+    name: &str,
+) -> Result<std::collections::BTreeSet<Permission>, RbacError> {
+    let role = get(connection, name)?;
+    Ok(role.permissions.iter().filter_map(|name| Permission::parse(name)).collect())
+}
+
 /// Returns true when `user_id` holds `permission` through any role it holds now.
 /// `system_admin` holds every permission.
 pub fn has_permission(

@@ -7,7 +7,7 @@ use finetune_rbac::roles::{self, MAX_DESCRIPTION_CHARS, parse_permissions};
 use finetune_rbac::{Permission, RbacError};
 use serde::Deserialize;
 
-use crate::authorize::{Actor, Requirement, authorize};
+use crate::authorize::{Actor, Ceiling, Requirement, authorize, ensure_ceiling};
 use crate::blocking::with_connection;
 use crate::error::ApiError;
 use crate::extract::{Authenticated, Context, required};
@@ -66,6 +66,7 @@ pub async fn create(
     roles::validate_role_name(&name)?;
     check_description(&body.description)?;
     let permissions = parse_permissions(&body.permissions)?;
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::Permissions(permissions.clone())).await?;
 
     let now = state.clock.now();
     let context = context.0.clone();
@@ -121,6 +122,10 @@ pub async fn update(
         check_description(description)?;
     }
     let permissions = body.permissions.as_deref().map(parse_permissions).transpose()?;
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::Role(name.clone())).await?;
+    if let Some(permissions) = &permissions {
+        ensure_ceiling(&state, &context.0, &actor, Ceiling::Permissions(permissions.clone())).await?;
+    }
 
     let now = state.clock.now();
     let context = context.0.clone();
@@ -148,6 +153,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let actor = authorize(&state, &context.0, &auth, &[ROLES_MANAGE]).await?;
     let name = path.into_inner();
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::Role(name.clone())).await?;
 
     let now = state.clock.now();
     let context = context.0.clone();

@@ -10,7 +10,7 @@ use finetune_rbac::users::{self, NewUser, UserFilter};
 use finetune_rbac::{Permission, RbacError, roles};
 use serde::{Deserialize, Deserializer};
 
-use crate::authorize::{Requirement, authorize};
+use crate::authorize::{Ceiling, Requirement, authorize, ensure_ceiling};
 use crate::blocking::{hashing, with_connection};
 use crate::error::ApiError;
 use crate::extract::{Authenticated, Context, required};
@@ -91,6 +91,12 @@ pub async fn create(
         requirements.push(Requirement::SystemAdmin);
     }
     let actor = authorize(&state, &context.0, &auth, &requirements).await?;
+    let mut role_names = body.roles;
+    role_names.sort();
+    role_names.dedup();
+    for role in &role_names {
+        ensure_ceiling(&state, &context.0, &actor, Ceiling::Role(role.clone())).await?;
+    }
 
     let username = normalize_username(&required(body.username, "username")?)?;
     let password = required(body.password, "password")?;
@@ -104,7 +110,6 @@ pub async fn create(
 
     let now = state.clock.now();
     let context = context.0.clone();
-    let role_names = body.roles;
     let view = with_connection(&state, move |connection| {
         write_transaction(connection, |connection| {
             let new_user =
@@ -189,6 +194,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let actor = authorize(&state, &context.0, &auth, &[USERS_MANAGE]).await?;
     let user_id = parse_user_id(&path)?;
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::User(user_id)).await?;
     let body = body.into_inner();
     let email = body.email.map(|email| email.filter(|e| !e.is_empty()));
     if let Some(Some(email)) = &email {
@@ -281,6 +287,7 @@ pub async fn grant(
     let role = required(body.into_inner().role, "role")?;
     let actor = authorize(&state, &context.0, &auth, &role_requirements(&role)).await?;
     let user_id = parse_user_id(&path)?;
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::Role(role.clone())).await?;
 
     let now = state.clock.now();
     let context = context.0.clone();
@@ -320,6 +327,8 @@ pub async fn revoke(
     let (raw_id, role) = path.into_inner();
     let actor = authorize(&state, &context.0, &auth, &role_requirements(&role)).await?;
     let user_id = parse_user_id(&raw_id)?;
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::User(user_id)).await?;
+    ensure_ceiling(&state, &context.0, &actor, Ceiling::Role(role.clone())).await?;
 
     let now = state.clock.now();
     let context = context.0.clone();
