@@ -178,6 +178,30 @@ fn user_manager_cannot_take_over_admin(backend: Backend) {
     assert_eq!(allowed.status, 200, "a user with fewer permissions can be managed: {}", allowed.body);
 }
 
+fn nul_characters_rejected_cleanly(backend: Backend) {
+    let server = TestServer::start(backend);
+    let admin = admin_token(&server);
+
+    let login = server.login("ad\u{0}min", "wrong-password-123");
+    assert_error(&login, 401, "invalid_credentials");
+    let attempts = server.database().audit_entries();
+    let recorded = attempts.iter().filter(|e| e.action == "auth.login" && e.outcome == "failure").count();
+    assert_eq!(recorded, 1, "the attempt is audited: {attempts:?}");
+
+    for path in ["/api/admin/users/?username=%00", "/api/logs/?action=a%00b", "/api/admin/roles/x%00/"] {
+        let response = server.get(path).bearer(&admin).send();
+        assert_error(&response, 400, "invalid");
+    }
+    let role = server
+        .post("/api/admin/roles/")
+        .bearer(&admin)
+        .json(&json!({"name": "nul-role", "description": "bad\u{0}text"}))
+        .send();
+    assert_error(&role, 400, "invalid");
+    let granted = grant(&server, &admin, 1, "ghost\u{0}role");
+    assert_error(&granted, 400, "invalid");
+}
+
 fn grant_and_revoke_apply_to_existing_token(backend: Backend) {
     let server = TestServer::start(backend);
     let admin = admin_token(&server);
@@ -397,6 +421,7 @@ backend_tests!(
     admin_endpoints_deny_without_permission,
     users_manage_cannot_grant_system_admin,
     user_manager_cannot_take_over_admin,
+    nul_characters_rejected_cleanly,
     grant_and_revoke_apply_to_existing_token,
     last_system_admin_protected,
     username_variants_rejected,

@@ -148,10 +148,14 @@ impl NewEntry {
         }
     }
 
-    /// Sets the actor; the username is cut to the maximum username length.
+    /// Sets the actor; the username is cut to the maximum username length and NUL
+    /// characters become U+FFFD.
     pub fn actor(mut self, actor_id: Option<i64>, username: Option<&str>) -> Self {
         self.actor_id = actor_id;
-        self.actor_username = username.map(|name| name.chars().take(MAX_USERNAME_CHARS).collect());
+        // PostgreSQL text cannot hold NUL; an attempted username may contain anything.
+        self.actor_username = username.map(|name| {
+            name.chars().take(MAX_USERNAME_CHARS).map(|c| if c == '\0' { '\u{fffd}' } else { c }).collect()
+        });
         self
     }
 

@@ -47,6 +47,10 @@ impl From<diesel::result::Error> for CoreError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
             }
+            // PostgreSQL rejects NUL in text; SQLite stores it. Either way it is bad input.
+            Error::DatabaseError(_, info) if info.message().contains("0x00") => {
+                Self::invalid("non_field_errors", "Text must not contain NUL characters.")
+            }
             Error::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if is_unavailable_message(info.message()) =>
             {

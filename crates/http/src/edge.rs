@@ -50,6 +50,20 @@ fn request_id(request: &ServiceRequest) -> String {
     }
 }
 
+/// Returns 400 when the path or the query string holds an encoded NUL (`%00`), which
+/// no id, name or filter may contain and PostgreSQL cannot store.
+fn check_no_nul(request: &ServiceRequest) -> Result<(), ApiError> {
+    let uri = request.uri();
+    let encoded = uri.path_and_query().map_or("", |value| value.as_str());
+    if encoded.to_ascii_lowercase().contains("%00") {
+        return Err(ApiError::invalid_field(
+            "non_field_errors",
+            "The URL must not contain NUL characters (%00).",
+        ));
+    }
+    Ok(())
+}
+
 /// Returns 413 when the request headers together exceed [`MAX_HEADER_BYTES`].
 fn check_header_size(request: &ServiceRequest) -> Result<(), ApiError> {
     let total: usize =
@@ -100,7 +114,7 @@ pub async fn edge(
     );
     let is_api = request.path().starts_with("/api/");
 
-    let result = match check_header_size(&request) {
+    let result = match check_header_size(&request).and_then(|()| check_no_nul(&request)) {
         Ok(()) => next.call(request).instrument(span.clone()).await.map(ServiceResponse::map_into_boxed_body),
         Err(error) => Ok(request.into_response(error.error_response())),
     };

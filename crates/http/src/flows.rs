@@ -72,8 +72,14 @@ pub async fn login(
     password: String,
 ) -> Result<Session, ApiError> {
     let lookup = username.clone();
-    let found =
-        with_connection(state, move |connection| Ok(users::find_by_username(connection, &lookup)?)).await?;
+    let found = with_connection(state, move |connection| {
+        // No stored username holds NUL, and PostgreSQL rejects it in a query.
+        if lookup.contains('\0') {
+            return Ok(None);
+        }
+        Ok(users::find_by_username(connection, &lookup)?)
+    })
+    .await?;
 
     let passwords = state.passwords.clone();
     let candidate = found.clone();

@@ -16,6 +16,12 @@ use crate::state::AppState;
 const ROLES_MANAGE: Requirement = Requirement::Permission(Permission::RolesManage);
 
 fn check_description(description: &str) -> Result<(), ApiError> {
+    if description.contains('\0') {
+        return Err(ApiError::invalid_field(
+            "description",
+            "The description must not contain NUL characters.",
+        ));
+    }
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::invalid_field(
             "description",
