@@ -95,10 +95,17 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
-    /// Returns true when an entry covers every address (`0.0.0.0/0` or `::/0`), so any
-    /// client could forge `X-Forwarded-For`.
-    pub fn trusts_everyone(&self) -> bool {
-        self.0.iter().any(|net| net.prefix_len() == 0)
+    /// Returns the entries wider than a proxy network can be (IPv4 wider than /8, IPv6
+    /// wider than /32): with them, clients in that range could forge `X-Forwarded-For`.
+    pub fn too_broad(&self) -> Vec<IpNet> {
+        self.0
+            .iter()
+            .filter(|net| match net {
+                IpNet::V4(v4) => v4.prefix_len() < 8,
+                IpNet::V6(v6) => v6.prefix_len() < 32,
+            })
+            .copied()
+            .collect()
     }
 
     /// Returns true when `ip` is a trusted proxy.
@@ -363,11 +370,10 @@ impl Settings {
                     .into(),
             );
         }
-        if self.trusted_proxies.trusts_everyone() {
-            problems.push(
-                "TRUSTED_PROXIES contains 0.0.0.0/0 or ::/0, so any client can forge X-Forwarded-For and pick the IP that the login throttle and the audit log see: list only the proxies' own addresses."
-                    .into(),
-            );
+        for net in self.trusted_proxies.too_broad() {
+            problems.push(format!(
+                "TRUSTED_PROXIES contains {net}, wider than /8 (IPv4) or /32 (IPv6), so clients in it can forge X-Forwarded-For and pick the IP that the login throttle and the audit log see: list only the proxies' own addresses."
+            ));
         }
         problems
     }
@@ -604,9 +610,16 @@ mod tests {
 
     #[test]
     fn production_problems_reject_trusting_everyone() {
-        let problems = settings(&[("ENVIRONMENT", "production"), ("TRUSTED_PROXIES", "0.0.0.0/0")])
-            .production_problems();
-        assert!(problems.iter().any(|p| p.starts_with("TRUSTED_PROXIES contains")), "{problems:?}");
+        let problems =
+            settings(&[("ENVIRONMENT", "production"), ("TRUSTED_PROXIES", "0.0.0.0/1,128.0.0.0/1")])
+                .production_problems();
+        assert_eq!(
+            problems.iter().filter(|p| p.starts_with("TRUSTED_PROXIES contains")).count(),
+            2,
+            "{problems:?}"
+        );
+        let private = settings(&[("ENVIRONMENT", "production"), ("TRUSTED_PROXIES", "10.0.0.0/8,fd00::/32")]);
+        assert!(private.trusted_proxies.too_broad().is_empty());
     }
 
     #[test]

@@ -82,8 +82,10 @@ impl Routes {
             .service(guarded(api_path("/api/auth/logout/").route(web::post().to(auth::logout)), cors))
             .service(guarded(api_path("/api/auth/logout-all/").route(web::post().to(auth::logout_all)), cors))
             .service(guarded(api_path("/api/auth/me/").route(web::get().to(auth::me)), cors))
+            // A password change checks the current password, so it shares the login
+            // bucket: a stolen access token must not become an unthrottled oracle.
             .service(guarded(
-                api_path("/api/auth/password/").route(web::post().to(auth::change_password)),
+                throttled("/api/auth/password/").route(web::post().to(auth::change_password)),
                 cors,
             ))
             .service(guarded(throttled("/api/auth/token/").route(web::post().to(token_api::obtain)), cors))

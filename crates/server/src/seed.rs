@@ -116,6 +116,12 @@ fn insert_audit(
 
 /// Seeds `users` users and `audit_entries` audit entries.
 pub fn seed(settings: &Settings, users: u64, audit_entries: u64) -> Result<(), CommandError> {
+    if settings.is_production() {
+        return Err(CommandError::Message(
+            "seed writes invented users and audit entries; it does not run with ENVIRONMENT=production"
+                .into(),
+        ));
+    }
     let mut connection = connect(settings)?;
     finetune_core::db::run_migrations(&mut connection)?;
     // Generated rows can be regenerated, so trade durability for speed on this

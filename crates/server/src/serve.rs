@@ -42,6 +42,13 @@ pub fn startup_problems(settings: &Settings) -> Vec<String> {
     if let Err(error) = tls::server_config(settings) {
         problems.push(error.to_string());
     }
+    // Key files must load before start-up; the HS256 key may still come from the
+    // development key file, which serve fills in later.
+    if settings.jwt_algorithm != finetune_core::settings::JwtAlgorithm::Hs256
+        && let Err(error) = crate::keys::key_ring(settings, Utc::now())
+    {
+        problems.push(error.to_string());
+    }
     if let Err(error) = CorsPolicy::new(settings.cors_allow_all_origins, &settings.cors_allowed_origins) {
         problems.push(format!("CORS_ALLOWED_ORIGINS: {error}."));
     }
