@@ -55,6 +55,9 @@ fn logs_list_pages_newest_first(backend: Backend) {
     assert_error(&server.get("/api/logs/?from=yesterday").bearer(&admin).send(), 400, "invalid");
     assert_error(&server.get("/api/logs/?cursor=forged").bearer(&admin).send(), 400, "invalid");
     assert_error(&server.get("/api/logs/?outcome=maybe").bearer(&admin).send(), 400, "invalid");
+    assert_error(&server.get("/api/logs/?limit=1&limit=2").bearer(&admin).send(), 400, "invalid");
+    let huge = server.get("/api/logs/?limit=99999999999999999999").bearer(&admin).send();
+    assert_eq!(huge.status, 200, "a huge limit is capped: {}", huge.body);
 }
 
 fn logs_time_filter_bounds(backend: Backend) {

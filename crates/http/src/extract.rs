@@ -85,6 +85,18 @@ pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|error, _request| json_error(error).into())
 }
 
+/// The query-string configuration: a query that does not fit the endpoint's parameters
+/// (a repeated parameter, say) is 400 `invalid`, not a parse error of a body.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request| {
+        ApiError::invalid_field(
+            "non_field_errors",
+            format!("Invalid query string: {error}. Give each parameter once."),
+        )
+        .into()
+    })
+}
+
 fn json_error(error: JsonPayloadError) -> ApiError {
     match error {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {

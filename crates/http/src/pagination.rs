@@ -30,6 +30,12 @@ pub fn parse_limit(limit: Option<&str>) -> Result<i64, ApiError> {
     };
     match limit.parse::<i64>() {
         Ok(value) if value > 0 => Ok(value.min(MAX_LIMIT)),
+        // Too many digits for i64 is still a positive integer: cap it like any other.
+        Err(_)
+            if limit.bytes().all(|byte| byte.is_ascii_digit()) && limit.bytes().any(|byte| byte != b'0') =>
+        {
+            Ok(MAX_LIMIT)
+        }
         _ => Err(ApiError::invalid_field("limit", "Enter a positive integer.")),
     }
 }
@@ -63,6 +69,8 @@ mod tests {
     fn limit_capped_and_validated() {
         assert_eq!(parse_limit(None).ok(), Some(DEFAULT_LIMIT));
         assert_eq!(parse_limit(Some("5000")).ok(), Some(MAX_LIMIT));
+        assert_eq!(parse_limit(Some("99999999999999999999")).ok(), Some(MAX_LIMIT));
+        assert!(parse_limit(Some("-1")).is_err());
         assert!(parse_limit(Some("0")).is_err());
         assert!(parse_limit(Some("ten")).is_err());
     }

@@ -13,7 +13,7 @@ use actix_web::{Resource, web};
 
 use crate::cors::CorsPolicy;
 use crate::edge::errors_to_responses;
-use crate::extract::json_config;
+use crate::extract::{json_config, query_config};
 use crate::handlers::{admin_roles, admin_users, auth, logs, ops, token_api};
 use crate::limits::json_bodies_only;
 use crate::throttle::LoginThrottle;
@@ -74,6 +74,7 @@ impl Routes {
         let throttled = |path| api_path(path).wrap(self.login_throttle.middleware());
         config
             .app_data(json_config())
+            .app_data(query_config())
             .service(guarded(plain_path("/healthz").route(web::get().to(ops::healthz)), cors))
             .service(guarded(plain_path("/readyz").route(web::get().to(ops::readyz)), cors))
             .service(guarded(plain_path("/.well-known/jwks.json").route(web::get().to(ops::jwks)), cors))

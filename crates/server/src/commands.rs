@@ -115,6 +115,14 @@ pub fn read_password() -> Result<String, CommandError> {
     })?;
     // One trailing newline belongs to the pipe, not the password.
     let password = input.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&input);
+    if password.is_empty() {
+        return Err(CommandError::Message("no password on standard input: pipe it in, one line".into()));
+    }
+    if password.contains(['\n', '\r']) {
+        return Err(CommandError::Message(
+            "the password on standard input spans several lines: give exactly one line".into(),
+        ));
+    }
     Ok(password.to_owned())
 }
 
