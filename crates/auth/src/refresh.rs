@@ -97,7 +97,6 @@ pub enum Rotation {
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens)]
 struct StoredToken {
-    id: i64,
     user_id: i64,
     family_id: String,
     expires_at: NaiveDateTime,
@@ -230,9 +229,21 @@ pub fn rotate(
     now: DateTime<Utc>,
     lifetime: Duration,
 ) -> Result<Rotation, AuthError> {
+    if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_BYTES {
+        return Err(AuthError::TokenNotValid(TokenRejection::Malformed));
+    }
+
+    // The common case in one statement: the conditional write decides the winner among
+    // concurrent rotations, because only one request can move `used_at` from NULL.
+    if let Some(claimed) = claim(connection, &hash_token(presented), now)? {
+        let user_id = UserId(claimed.user_id);
+        let successor = issue(connection, user_id, Some(&claimed.family_id), now, lifetime)?;
+        return Ok(Rotation::Rotated { user_id, successor });
+    }
+
+    // The token was not usable: find out why.
     let stored = find(connection, presented)?;
     let user_id = UserId(stored.user_id);
-
     if stored.revoked_for_other_than_reuse() {
         return Err(AuthError::TokenNotValid(TokenRejection::Revoked));
     }
@@ -240,30 +251,46 @@ pub fn rotate(
         revoke_family(connection, &stored.family_id, now, RevokeReason::Reuse)?;
         return Ok(Rotation::Reused { user_id, family_id: stored.family_id });
     }
-    if stored.revoked_at.is_some() {
-        return Err(AuthError::TokenNotValid(TokenRejection::Revoked));
-    }
     if stored.expires_at <= now.naive_utc() {
         return Err(AuthError::TokenNotValid(TokenRejection::Expired));
     }
+    // Left: a token of a family revoked for reuse that was never used itself.
+    Err(AuthError::TokenNotValid(TokenRejection::Revoked))
+}
 
-    // The conditional write decides the winner among concurrent rotations: only one
-    // request can move `used_at` from NULL.
-    let won = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::id.eq(stored.id))
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set(refresh_tokens::used_at.eq(now.naive_utc()))
-    .execute(connection)?;
-    if won == 0 {
-        revoke_family(connection, &stored.family_id, now, RevokeReason::Reuse)?;
-        return Ok(Rotation::Reused { user_id, family_id: stored.family_id });
-    }
+/// The row that [`claim`] marked used.
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    user_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    family_id: String,
+}
 
-    let successor = issue(connection, user_id, Some(&stored.family_id), now, lifetime)?;
-    Ok(Rotation::Rotated { user_id, successor })
+/// Marks the token with this hash used when it is usable (not used, not revoked, not
+/// expired) and returns its owner and family; `None` when it is not usable.
+fn claim(
+    connection: &mut DbConnection,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>, AuthError> {
+    // diesel's DSL has no RETURNING for both backends at once, so this is plain SQL;
+    // SQLite numbers its parameters like PostgreSQL does when written `?1`.
+    let sql = match connection {
+        DbConnection::Postgresql(_) => {
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1 RETURNING user_id, family_id"
+        }
+        DbConnection::Sqlite(_) => {
+            "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ?1 RETURNING user_id, family_id"
+        }
+    };
+    let claimed = diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Timestamp, _>(now.naive_utc())
+        .bind::<diesel::sql_types::Text, _>(token_hash)
+        .get_results::<Claimed>(connection)?;
+    Ok(claimed.into_iter().next())
 }
 
 /// Revokes the family of a presented token (logout, blacklist); returns the owner and

@@ -160,8 +160,7 @@ pub async fn refresh(
         write_transaction(connection, |connection| {
             match refresh::rotate(connection, &presented, now, lifetime) {
                 Ok(Rotation::Rotated { user_id, successor }) => {
-                    let user = users::find(connection, user_id)?.filter(|user| user.is_active);
-                    let Some(user) = user else {
+                    let Some(user) = users::active_view(connection, user_id)? else {
                         refresh::revoke_family(
                             connection,
                             &successor.family_id,
@@ -175,9 +174,9 @@ pub async fn refresh(
                         return Ok(RefreshOutcome::Rejected(TokenRejection::InactiveUser));
                     };
                     let entry = NewEntry::new(Action::Refresh, Outcome::Success)
-                        .actor(Some(user.id), Some(&user.username));
+                        .actor(Some(user.id.0), Some(&user.username));
                     audit(connection, entry, &context, now)?;
-                    Ok(RefreshOutcome::Rotated(users::view(connection, &user)?, successor))
+                    Ok(RefreshOutcome::Rotated(user, successor))
                 }
                 Ok(Rotation::Reused { user_id, family_id }) => {
                     let username = users::find(connection, user_id)?.map(|user| user.username);
@@ -332,9 +331,9 @@ pub async fn current_user(state: &AppState, user_id: UserId) -> Result<UserView,
         return Ok(view);
     }
     let generation = state.user_cache.generation();
-    let view = with_connection(state, move |connection| {
-        let user = active_user(connection, user_id)?;
-        Ok(users::view(connection, &user)?)
+    let view = with_connection(state, move |connection| match users::active_view(connection, user_id)? {
+        Some(view) => Ok(view),
+        None => Err(AuthError::TokenNotValid(TokenRejection::InactiveUser).into()),
     })
     .await?;
     state.user_cache.insert(view.clone(), generation);

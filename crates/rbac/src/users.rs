@@ -254,3 +254,28 @@ pub fn user_state_version(connection: &mut DbConnection) -> Result<i64, RbacErro
         .optional()?
         .unwrap_or(0))
 }
+
+/// Returns the view of `user_id` when the user exists and is active, reading the user
+/// and its roles in one query.
+pub fn active_view(connection: &mut DbConnection, user_id: UserId) -> Result<Option<UserView>, RbacError> {
+    use finetune_core::db::schema::{roles, user_roles};
+
+    let rows: Vec<(User, Option<String>)> = users::table
+        .left_join(user_roles::table.on(user_roles::user_id.eq(users::id)))
+        .left_join(roles::table.on(roles::id.eq(user_roles::role_id)))
+        .filter(users::id.eq(user_id.0))
+        .filter(users::is_active.eq(true))
+        .select((User::as_select(), roles::name.nullable()))
+        .order(roles::name.asc())
+        .load(connection)?;
+    let Some((user, _)) = rows.first() else {
+        return Ok(None);
+    };
+    Ok(Some(UserView {
+        id: user.user_id(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        roles: rows.iter().filter_map(|(_, role)| role.clone()).collect(),
+        is_active: user.is_active,
+    }))
+}
