@@ -63,7 +63,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// The stored name, such as `auth.login`.
+    /// Returns the stored name, such as `auth.login`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Login => "auth.login",
@@ -88,7 +88,7 @@ impl Action {
     }
 }
 
-/// How an operation ended.
+/// The result of an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// It did what was asked.
@@ -105,7 +105,7 @@ impl Outcome {
         [Self::Success, Self::Failure, Self::Denied].into_iter().find(|outcome| outcome.as_str() == name)
     }
 
-    /// The stored name.
+    /// Returns the stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
@@ -120,7 +120,7 @@ impl Outcome {
 pub struct NewEntry {
     /// The operation.
     pub action: Action,
-    /// How it ended.
+    /// The result.
     pub outcome: Outcome,
     /// The user who acted, when known.
     pub actor_id: Option<i64>,

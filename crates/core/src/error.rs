@@ -18,7 +18,7 @@ pub enum CoreError {
     /// One or more fields failed validation.
     #[error("invalid input")]
     Invalid(FieldErrors),
-    /// The database did not answer (pool timeout, connection refused, read-only).
+    /// The database did not respond (pool timeout, connection refused, read-only).
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// Any other database error; the message is for the log only.

@@ -50,7 +50,7 @@ fn request_id(request: &ServiceRequest) -> String {
     }
 }
 
-/// Returns 400 when the path or the query string holds an encoded NUL (`%00`), which
+/// Returns 400 when the path or the query string contains an encoded NUL (`%00`), which
 /// no id, name or filter may contain and PostgreSQL cannot store.
 fn check_no_nul(request: &ServiceRequest) -> Result<(), ApiError> {
     let uri = request.uri();
@@ -85,7 +85,8 @@ fn client_ip(request: &ServiceRequest, state: Option<&AppState>) -> IpAddr {
     state.trusted_proxies.client_ip(peer, forwarded.collect::<Vec<_>>().into_iter())
 }
 
-/// The edge middleware; wrap it outermost with `actix_web::middleware::from_fn`.
+/// Handles every request first and every response last; wrap it outermost with
+/// `actix_web::middleware::from_fn`.
 pub async fn edge(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

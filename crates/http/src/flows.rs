@@ -43,7 +43,7 @@ fn issue_access(
     Ok(state.tokens.issue(user.id, &user.roles, now)?)
 }
 
-/// Why a login failed; logged and audited, never shown to the client.
+/// The cause of a failed login, for the log and the audit entry; the client never sees it.
 #[derive(Debug, Clone, Copy)]
 enum LoginFailure {
     UnknownUser,
@@ -73,7 +73,7 @@ pub async fn login(
 ) -> Result<Session, ApiError> {
     let lookup = username.clone();
     let found = with_connection(state, move |connection| {
-        // No stored username holds NUL, and PostgreSQL rejects it in a query.
+        // No stored username contains NUL, and PostgreSQL rejects it in a query.
         if lookup.contains('\0') {
             return Ok(None);
         }
@@ -324,7 +324,7 @@ fn active_user(connection: &mut DbConnection, user_id: UserId) -> Result<users::
     }
 }
 
-/// Returns the current view of an active user, from the cache when it holds one; a
+/// Returns the current view of an active user, from the cache when it has one; a
 /// deleted or inactive user is `token_not_valid`.
 pub async fn current_user(state: &AppState, user_id: UserId) -> Result<UserView, ApiError> {
     if let Some(view) = state.user_cache.get(user_id) {
