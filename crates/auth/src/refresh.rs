@@ -20,10 +20,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{AuthError, TokenRejection};
 
-/// The longest refresh token accepted, in bytes; real ones are 43.
+/// The maximum refresh-token length accepted, in bytes. Issued tokens are 43 bytes.
 pub const MAX_REFRESH_TOKEN_BYTES: usize = 256;
 
-/// Why a family or a token was revoked, stored in `revoked_reason`.
+/// The reason a family or a token was revoked, stored in `revoked_reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeReason {
     /// The user logged out of this session.
@@ -41,7 +41,7 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
-    /// The stored name.
+    /// Returns the stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Logout => "logout",
@@ -85,7 +85,7 @@ pub enum Rotation {
         successor: IssuedRefreshToken,
     },
     /// The token had been used already: the family is now revoked. The caller commits
-    /// (so the revocation and its audit entry persist) and answers `token_reused`.
+    /// (so the revocation and its audit entry persist) and returns `token_reused`.
     Reused {
         /// The token owner.
         user_id: UserId,
@@ -107,8 +107,8 @@ struct StoredToken {
 
 impl StoredToken {
     /// Revoked by logout, logout-all, a password change, a deactivation or the
-    /// blacklist: such a token answers "not valid" even if it was used before. A family
-    /// revoked for reuse keeps answering "reused".
+    /// blacklist: such a token is "not valid" even if it was used before. A family
+    /// revoked for reuse keeps returning "reused".
     fn revoked_for_other_than_reuse(&self) -> bool {
         self.revoked_at.is_some() && self.revoked_reason.as_deref() != Some(RevokeReason::Reuse.as_str())
     }

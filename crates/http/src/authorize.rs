@@ -20,13 +20,13 @@ pub struct Actor {
     pub id: i64,
     /// The username now.
     pub username: String,
-    /// True when the actor holds `system_admin`.
+    /// True when the actor has the `system_admin` role.
     pub is_system_admin: bool,
-    /// Every permission the actor holds now.
+    /// Every permission the actor has now.
     pub permissions: BTreeSet<Permission>,
 }
 
-/// What a request needs.
+/// A condition that a request must meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requirement {
     /// One permission.
@@ -107,7 +107,7 @@ fn deny<T>(
     ))
 }
 
-/// What an actor must already hold to act on something.
+/// The permissions an actor must already have to act on a user or a role.
 #[derive(Debug, Clone)]
 pub enum Ceiling {
     /// Every permission of this user: nobody may change, deactivate or strip the roles
