@@ -11,7 +11,7 @@ use std::io::BufRead;
 use diesel::connection::SimpleConnection;
 use diesel::pg::{CopyFormat, PgConnection};
 
-use crate::export::ExportError;
+use crate::export::{CSV_COLUMNS, ExportError};
 use crate::query::{ActorFilter, Filter};
 
 mod view {
@@ -70,7 +70,7 @@ fn quote_literal(text: &str) -> Result<String, ExportError> {
     Ok(format!("'{}'", text.replace('\'', "''")))
 }
 
-/// The SQL expression of a text column with a `'` put before formula-like values, the
+/// Builds the SQL expression of a text column with a `'` put before formula-like values, the
 /// same rule as `export::neutralize_formula`.
 fn neutralized(column: &str) -> String {
     format!(
@@ -103,17 +103,8 @@ fn view_definition(filter: &Filter, up_to_id: i64) -> Result<String, ExportError
     if let Some(outcome) = filter.outcome {
         conditions.push(format!("outcome = {}", quote_literal(outcome.as_str())?));
     }
-    let text_columns = [
-        "actor_username",
-        "action",
-        "outcome",
-        "target_type",
-        "target_id",
-        "ip",
-        "user_agent",
-        "request_id",
-        "details",
-    ];
+    // Every CSV column after `actor_id` is text.
+    let text_columns = &CSV_COLUMNS[3..];
     let mut columns = vec![
         "id".to_owned(),
         r#"to_char(occurred_at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS occurred_at"#.to_owned(),

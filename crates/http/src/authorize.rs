@@ -62,21 +62,15 @@ pub async fn authorize(
             return Err(ApiError::token_not_valid());
         };
         let is_system_admin = roles::is_system_admin(connection, user_id)?;
-        let mut missing = None;
-        for requirement in &requirements {
-            let met = match requirement {
-                Requirement::SystemAdmin => is_system_admin,
-                Requirement::Permission(permission) => {
-                    is_system_admin || roles::has_permission(connection, user_id, *permission)?
-                }
-            };
-            if !met {
-                missing = Some(*requirement);
-                break;
-            }
-        }
+        let permissions = match is_system_admin {
+            true => Permission::ALL.into_iter().collect(),
+            false => roles::granted_permissions(connection, user_id)?,
+        };
+        let missing = requirements.iter().copied().find(|requirement| match requirement {
+            Requirement::SystemAdmin => !is_system_admin,
+            Requirement::Permission(permission) => !permissions.contains(permission),
+        });
         let Some(missing) = missing else {
-            let permissions = roles::permissions_of_user(connection, user_id)?;
             return Ok(Actor { id: user.id, username: user.username, is_system_admin, permissions });
         };
         deny(connection, user.id, &user.username, missing.describe(), &context, now)
@@ -110,20 +104,20 @@ fn deny<T>(
 /// The permissions an actor must already have to act on a user or a role.
 #[derive(Debug, Clone)]
 pub enum Ceiling {
-    /// Every permission of this user: nobody may change, deactivate or strip the roles
-    /// of a user who holds more than they do, so `users.manage` cannot take over an
+    /// Every permission of this user: no actor may change, deactivate or strip the roles
+    /// of a user who has more permissions than the actor, so `users.manage` cannot take over an
     /// administrator's account.
     User(UserId),
-    /// Every permission of this role: nobody may grant, create, change or delete a
-    /// role that carries more than they hold.
+    /// Every permission of this role: no actor may grant, create, change or delete a
+    /// role that carries more than the actor has.
     Role(String),
     /// These permissions, for a role about to be created or changed.
     Permissions(Vec<Permission>),
 }
 
-/// Checks that `actor` holds every permission that `ceiling` names, reading the grants
+/// Checks that `actor` has every permission that `ceiling` names, reading the grants
 /// now; otherwise records `access.denied` and returns 403. Unknown users and roles pass,
-/// so the caller's own lookup answers 404 or 400 for them.
+/// so the caller's own lookup returns 404 or 400 for them.
 pub async fn ensure_ceiling(
     state: &AppState,
     context: &RequestContext,

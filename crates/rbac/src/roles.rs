@@ -221,7 +221,7 @@ pub fn role_names_of(
     Ok(map)
 }
 
-/// Grants the role `role_name` to `user_id`; granting a role the user holds is a no-op.
+/// Grants the role `role_name` to `user_id`; granting a role the user has is a no-op.
 /// Returns true when a grant was added.
 pub fn grant(
     connection: &mut DbConnection,
@@ -283,7 +283,7 @@ pub fn lock_system_admins(connection: &mut DbConnection) -> Result<(), RbacError
     Ok(())
 }
 
-/// Returns true when `user_id` holds `system_admin`.
+/// Returns true when `user_id` has the `system_admin` role.
 pub fn is_system_admin(connection: &mut DbConnection, user_id: UserId) -> Result<bool, RbacError> {
     let count = user_roles::table
         .inner_join(roles::table)
@@ -305,8 +305,8 @@ pub fn active_system_admins(connection: &mut DbConnection) -> Result<i64, RbacEr
         .get_result(connection)?)
 }
 
-/// Returns every permission `user_id` holds now through its roles; a `system_admin`
-/// holds them all.
+/// Returns every permission `user_id` has now through its roles. A `system_admin` has
+/// them all.
 pub fn permissions_of_user(
     connection: &mut DbConnection,
     user_id: UserId,
@@ -314,6 +314,15 @@ pub fn permissions_of_user(
     if is_system_admin(connection, user_id)? {
         return Ok(Permission::ALL.into_iter().collect());
     }
+    granted_permissions(connection, user_id)
+}
+
+/// Returns the permissions that the roles of `user_id` carry in `role_permissions`,
+/// without the rule that `system_admin` holds every permission.
+pub fn granted_permissions(
+    connection: &mut DbConnection,
+    user_id: UserId,
+) -> Result<std::collections::BTreeSet<Permission>, RbacError> {
     let names: Vec<String> = user_roles::table
         .inner_join(role_permissions::table.on(role_permissions::role_id.eq(user_roles::role_id)))
         .filter(user_roles::user_id.eq(user_id.0))
@@ -329,21 +338,4 @@ pub fn permissions_of_role(
 ) -> Result<std::collections::BTreeSet<Permission>, RbacError> {
     let role = get(connection, name)?;
     Ok(role.permissions.iter().filter_map(|name| Permission::parse(name)).collect())
-}
-
-/// Returns true when `user_id` holds `permission` through any role it holds now.
-/// `system_admin` holds every permission.
-pub fn has_permission(
-    connection: &mut DbConnection,
-    user_id: UserId,
-    permission: Permission,
-) -> Result<bool, RbacError> {
-    let holders = user_roles::table
-        .inner_join(roles::table)
-        .left_join(role_permissions::table.on(role_permissions::role_id.eq(roles::id)))
-        .filter(user_roles::user_id.eq(user_id.0))
-        .filter(roles::name.eq(SYSTEM_ADMIN_ROLE).or(role_permissions::permission.eq(permission.as_str())))
-        .count()
-        .get_result::<i64>(connection)?;
-    Ok(holders > 0)
 }
