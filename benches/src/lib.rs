@@ -20,14 +20,14 @@ pub struct BenchDatabase {
 pub type SetupError = String;
 
 impl BenchDatabase {
-    /// A SQLite file in a temporary folder.
+    /// Creates a SQLite file in a temporary folder.
     pub fn sqlite() -> Result<Self, SetupError> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let url = format!("sqlite://{}", dir.path().join("bench.sqlite3").display());
         Self::prepare(&url, None, String::new(), Some(dir))
     }
 
-    /// A fresh PostgreSQL database on the server of `BENCH_POSTGRES_URL` (an admin
+    /// Creates a PostgreSQL database on the server of `BENCH_POSTGRES_URL` (an admin
     /// URL); `None` when the variable is unset.
     pub fn postgres() -> Result<Option<Self>, SetupError> {
         let Ok(admin_url) = std::env::var("BENCH_POSTGRES_URL") else {
@@ -72,7 +72,7 @@ impl Drop for BenchDatabase {
     }
 }
 
-/// The current time, for benchmarks that need one.
+/// Returns the current time, for benchmarks that need one.
 pub fn now() -> chrono::DateTime<Utc> {
     Utc::now()
 }

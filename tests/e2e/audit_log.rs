@@ -112,7 +112,7 @@ fn export_csv_round_trips_hostile_cells(backend: Backend) {
         ]
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|row| row.unwrap()).collect();
-    // The export also holds its own `logs.export` entry, written before it started.
+    // The export also contains its own `logs.export` entry, written before it started.
     assert_eq!(rows.len(), stored.len() + 1, "one row per entry");
 
     for username in HOSTILE {

@@ -1,4 +1,4 @@
-//! `GET /api/auth/me/` answers from a cache of user views: a change is visible on the
+//! `GET /api/auth/me/` responds from a cache of user views: a change is visible on the
 //! instance that made it at once, and on another instance after the cache's poll
 //! interval (250 ms; the tests wait a full second).
 
@@ -12,7 +12,7 @@ use crate::http::assert_error;
 
 const USER_PASSWORD: &str = "a-long-user-password";
 
-/// The longest time a change may take to reach another instance.
+/// The maximum time a change may take to reach another instance.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
 fn me_on(instance: &Instance, agent: &ureq::Agent, token: &str) -> (u16, Value) {

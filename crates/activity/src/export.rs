@@ -46,7 +46,7 @@ impl Format {
         }
     }
 
-    /// The MIME type of the download.
+    /// Returns the MIME type of the download.
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Csv => "text/csv; charset=utf-8",
@@ -54,7 +54,7 @@ impl Format {
         }
     }
 
-    /// The file extension.
+    /// Returns the file extension.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Csv => "csv",
@@ -63,7 +63,7 @@ impl Format {
     }
 }
 
-/// Why an export stopped early.
+/// The reason an export stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The database failed mid-export.
@@ -138,7 +138,7 @@ pub fn encode(entries: &[Entry], format: Format) -> Result<Vec<u8>, ExportError>
     }
 }
 
-/// The upper id bound of an export: the newest entry when it starts.
+/// Returns the upper id bound of an export: the newest entry when it starts.
 pub fn snapshot_bound(connection: &mut DbConnection) -> Result<i64, ExportError> {
     Ok(max_id(connection)?)
 }
@@ -179,14 +179,14 @@ where
     Ok(rows)
 }
 
-/// The audit entry written when an export starts: the filters and the format.
+/// Builds the audit entry written when an export starts: the filters and the format.
 pub fn started_entry(filter: &Filter, format: Format) -> crate::NewEntry {
     crate::NewEntry::new(crate::Action::LogsExport, crate::Outcome::Success)
         .detail("filters", filter.to_json())
         .detail("format", format.extension())
 }
 
-/// The audit entry written when an export ends: the row count, or the failure.
+/// Builds the audit entry written when an export ends: the row count, or the failure.
 pub fn completed_entry(result: &Result<u64, ExportError>) -> crate::NewEntry {
     match result {
         Ok(rows) => crate::NewEntry::new(crate::Action::LogsExportCompleted, crate::Outcome::Success)

@@ -2,7 +2,7 @@
 
 use finetune_core::CoreError;
 
-/// Why a token was rejected. The client always sees `token_not_valid`; the reason is
+/// The reason a token was rejected. The client always sees `token_not_valid`; the reason is
 /// for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenRejection {
@@ -39,7 +39,7 @@ pub enum TokenRejection {
 }
 
 impl TokenRejection {
-    /// A stable name for the log.
+    /// Returns a stable name for the log.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Malformed => "malformed",

@@ -22,7 +22,7 @@ use crate::keys::{Algorithm, KeyRing};
 
 /// The `token_type` claim of access tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "access";
-/// The longest token accepted for verification, in bytes.
+/// The maximum token length accepted for verification, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The claims of an access token besides the registered ones.
@@ -272,7 +272,7 @@ fn unix_seconds(time: DateTime<Utc>) -> u64 {
     u64::try_from(time.timestamp()).unwrap_or(0)
 }
 
-/// A random 128-bit id, base64url.
+/// Generates a random 128-bit id, base64url.
 fn random_token_id() -> Result<String, AuthError> {
     let mut bytes = [0u8; 16];
     getrandom_fill(&mut bytes)?;

@@ -12,7 +12,7 @@ pub const MAX_USERNAME_CHARS: usize = 150;
 pub const MIN_PASSWORD_BYTES: usize = 12;
 /// The maximum password length in bytes; longer input is rejected before hashing.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// The built-in role that holds every permission.
+/// The built-in role that has every permission.
 pub const SYSTEM_ADMIN_ROLE: &str = "system_admin";
 
 /// A user as the API returns it (`USER` in the contract).
@@ -33,7 +33,7 @@ pub struct UserView {
 /// Normalizes and validates a username; returns the stored form (NFKC).
 ///
 /// Errors with [`CoreError::Invalid`] on the field `username` when the result is empty,
-/// longer than [`MAX_USERNAME_CHARS`] or holds a character other than a letter, a digit
+/// longer than [`MAX_USERNAME_CHARS`] or contains a character other than a letter, a digit
 /// or one of `@ . + - _`.
 pub fn normalize_username(raw: &str) -> Result<String, CoreError> {
     let normalized: String = raw.nfkc().collect();
@@ -90,7 +90,7 @@ pub fn validate_new_password(password: &str, username: &str, field: &str) -> Res
 pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// Checks an email address: at most 254 characters, no whitespace or control
-/// characters, one `@` with a non-empty local part and a domain that holds a dot and
+/// characters, one `@` with a non-empty local part and a domain that contains a dot and
 /// neither starts nor ends with one.
 pub fn validate_email(email: &str) -> Result<(), CoreError> {
     let well_formed = email.split_once('@').is_some_and(|(local, domain)| {

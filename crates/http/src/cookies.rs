@@ -35,14 +35,14 @@ fn base(
     Cookie::build(name, value).path(path).same_site(same_site).http_only(http_only).secure(secure).finish()
 }
 
-/// The access-token cookie: HttpOnly, SameSite=Lax, path `/`.
+/// Builds the access-token cookie: HttpOnly, SameSite=Lax, path `/`.
 pub fn access_cookie(token: &str, lifetime: Duration, secure: bool) -> Cookie<'static> {
     let mut cookie = base(ACCESS_COOKIE, token.to_owned(), "/", SameSite::Lax, true, secure);
     cookie.set_max_age(max_age(lifetime));
     cookie
 }
 
-/// The refresh-token cookie: HttpOnly, SameSite=Strict, path `/api/auth/`.
+/// Builds the refresh-token cookie: HttpOnly, SameSite=Strict, path `/api/auth/`.
 pub fn refresh_cookie(token: &str, lifetime: Duration, secure: bool) -> Cookie<'static> {
     let mut cookie =
         base(REFRESH_COOKIE, token.to_owned(), REFRESH_COOKIE_PATH, SameSite::Strict, true, secure);
@@ -50,7 +50,7 @@ pub fn refresh_cookie(token: &str, lifetime: Duration, secure: bool) -> Cookie<'
     cookie
 }
 
-/// The CSRF cookie: readable by scripts, SameSite=Strict, path `/`, living as long as
+/// Builds the CSRF cookie: readable by scripts, SameSite=Strict, path `/`, living as long as
 /// the refresh token.
 pub fn csrf_cookie(token: &str, lifetime: Duration, secure: bool) -> Cookie<'static> {
     let mut cookie = base(CSRF_COOKIE, token.to_owned(), "/", SameSite::Strict, false, secure);
@@ -71,7 +71,7 @@ pub fn removal_cookies(secure: bool) -> [Cookie<'static>; 3] {
     cookies
 }
 
-/// A new random CSRF token (256 bits, base64url).
+/// Generates a random CSRF token (256 bits, base64url).
 pub fn new_csrf_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom_fill(&mut bytes)?;

@@ -32,7 +32,7 @@ impl FromRequest for Context {
     }
 }
 
-/// How the caller authenticated.
+/// The kind of credential the caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
     /// `Authorization: Bearer`.
@@ -47,7 +47,7 @@ pub enum Credential {
 pub struct Authenticated {
     /// The verified claims.
     pub claims: AccessClaims,
-    /// Where the token came from.
+    /// The credential that carried the token.
     pub credential: Credential,
 }
 
@@ -80,12 +80,12 @@ fn authenticate(request: &HttpRequest) -> Result<Authenticated, ApiError> {
     Ok(Authenticated { claims, credential: Credential::Cookie })
 }
 
-/// The JSON body configuration: size limit and contract-shaped errors.
+/// Builds the JSON body configuration: size limit and contract-shaped errors.
 pub fn json_config() -> web::JsonConfig {
     web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(|error, _request| json_error(error).into())
 }
 
-/// The query-string configuration: a query that does not fit the endpoint's parameters
+/// Builds the query-string configuration: a query that does not fit the endpoint's parameters
 /// (a repeated parameter, say) is 400 `invalid`, not a parse error of a body.
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|error, _request| {

@@ -63,7 +63,7 @@ impl LoginFailure {
 
 /// Checks a username and password and starts a session (a new refresh family).
 ///
-/// Every failure answers the same `invalid_credentials` after the same argon2 work;
+/// Every failure returns the same `invalid_credentials` after the same argon2 work;
 /// the precise cause goes to the log and the audit entry.
 pub async fn login(
     state: &AppState,

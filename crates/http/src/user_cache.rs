@@ -91,7 +91,7 @@ impl UserCache {
                     }
                     Err(error) => {
                         // Without the counter, changes elsewhere cannot be seen: clear so
-                        // every request reads the database until the counter answers.
+                        // every request reads the database until the counter can be read again.
                         cache.clear();
                         seen = None;
                         failures += 1;

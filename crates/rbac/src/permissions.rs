@@ -16,10 +16,10 @@ pub enum Permission {
 }
 
 impl Permission {
-    /// Every permission; `system_admin` holds them all.
+    /// Every permission. `system_admin` has them all.
     pub const ALL: [Permission; 4] = [Self::UsersManage, Self::RolesManage, Self::LogsRead, Self::LogsExport];
 
-    /// The stored and displayed name, such as `users.manage`.
+    /// Returns the stored and displayed name, such as `users.manage`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UsersManage => "users.manage",

@@ -50,7 +50,7 @@ struct SessionBody<'a> {
     refresh_expires_at: DateTime<Utc>,
 }
 
-/// The 200 response of login and refresh: the user and expiries in the body, the tokens
+/// Builds the 200 response of login and refresh: the user and expiries in the body, the tokens
 /// in cookies. A new CSRF token is set when `csrf_token` is given.
 fn session_response(state: &AppState, session: &Session, csrf_token: Option<&str>) -> HttpResponse {
     let mut response = HttpResponse::Ok();

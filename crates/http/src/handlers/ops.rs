@@ -1,4 +1,4 @@
-//! Health, readiness, the JWKS document and the contract's 404 and 405 answers.
+//! Health, readiness, the JWKS document and the contract's 404 and 405 responses.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,7 +13,7 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the database answers, else 503.
+/// `GET /readyz`: 200 when the database responds, else 503.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     with_connection(&state, |connection| connection.batch_execute("SELECT 1").map_err(ApiError::unavailable))
         .await?;
