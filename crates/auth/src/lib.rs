@@ -28,6 +28,7 @@
 //! `ACCESS_TOKEN_LIFETIME` and `REFRESH_TOKEN_LIFETIME` in.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod compact;
 pub mod error;
 pub mod keys;
 pub mod tokens;

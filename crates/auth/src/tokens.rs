@@ -12,11 +12,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use finetune_core::{Secret, UserId};
-use jwt_simple::JWTError;
-use jwt_simple::prelude::{Claims, JWTClaims, Token, UnixTimeStamp, VerificationOptions};
+use jwt_simple::prelude::{Claims, UnixTimeStamp, VerificationOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::LEEWAY;
+use crate::compact::CompactToken;
 use crate::error::{AuthError, TokenRejection};
 use crate::keys::{Algorithm, KeyRing};
 
@@ -127,8 +127,8 @@ impl TokenVerifier {
             return Err(reject(TokenRejection::Malformed));
         }
 
-        let metadata = Token::decode_metadata(token).map_err(|_| reject(TokenRejection::Malformed))?;
-        let Some(key_id) = metadata.key_id() else {
+        let compact = CompactToken::parse(token).map_err(reject)?;
+        let Some(key_id) = compact.header.kid.as_deref() else {
             return Err(reject(TokenRejection::UnknownKey));
         };
         let Some(key) = self.ring.verifying_key(key_id) else {
@@ -139,60 +139,45 @@ impl TokenVerifier {
         }
         // The key decides the algorithm, never the token: this rejects `alg: none` and
         // an HS256 token keyed with a public key.
-        if Algorithm::from_name(metadata.algorithm()) != Some(key.algorithm()) {
+        if Algorithm::from_name(&compact.header.alg) != Some(key.algorithm()) {
             return Err(reject(TokenRejection::WrongAlgorithm));
         }
 
-        let options = VerificationOptions {
+        let now_seconds = unix_seconds(now);
+        key.verify_signature(token, &compact, || VerificationOptions {
             allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
             allowed_audiences: Some(HashSet::from([self.audience.clone()])),
             time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(self.leeway.as_secs())),
-            artificial_time: Some(UnixTimeStamp::from_secs(unix_seconds(now))),
+            artificial_time: Some(UnixTimeStamp::from_secs(now_seconds)),
             max_token_length: Some(MAX_TOKEN_BYTES),
             ..VerificationOptions::default()
-        };
-        let claims: JWTClaims<CustomClaims> =
-            key.verify(token, options).map_err(|error| reject(rejection_of(&error)))?;
+        })
+        .map_err(reject)?;
 
-        // jwt-simple checks `exp` only when present; a token without it never expires.
-        let Some(expires_at) = claims.expires_at else {
+        let claims = compact.claims().map_err(reject)?;
+        claims.check(now_seconds, self.leeway.as_secs(), &self.issuer, &self.audience).map_err(reject)?;
+        // A token without `exp` would never expire.
+        let Some(expires_at) = claims.exp else {
             return Err(reject(TokenRejection::MissingExpiry));
         };
-        if claims.custom.token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+        if claims.token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
             return Err(reject(TokenRejection::WrongType));
         }
         let user_id = claims
-            .subject
+            .sub
             .as_deref()
             .and_then(|sub| sub.parse::<i64>().ok())
             .ok_or(reject(TokenRejection::BadSubject))?;
-        let token_id =
-            claims.jwt_id.filter(|jti| !jti.is_empty()).ok_or(reject(TokenRejection::BadSubject))?;
+        let token_id = claims.jti.filter(|jti| !jti.is_empty()).ok_or(reject(TokenRejection::BadSubject))?;
 
         Ok(AccessClaims {
             user_id: UserId(user_id),
             token_id,
-            roles: claims.custom.roles,
-            issued_at: claims.issued_at.and_then(|iat| timestamp(iat.as_secs())),
-            expires_at: timestamp(expires_at.as_secs()).unwrap_or(now),
+            roles: claims.roles,
+            issued_at: claims.iat.and_then(timestamp),
+            expires_at: timestamp(expires_at).unwrap_or(now),
             key_id: key.kid().to_owned(),
         })
-    }
-}
-
-/// Maps a jwt-simple verification error to the reason logged for it.
-fn rejection_of(error: &jwt_simple::Error) -> TokenRejection {
-    match error.downcast_ref::<JWTError>() {
-        Some(JWTError::TokenHasExpired) => TokenRejection::Expired,
-        Some(JWTError::TokenNotValidYet | JWTError::ClockDrift) => TokenRejection::NotYetValid,
-        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => {
-            TokenRejection::WrongIssuer
-        }
-        Some(JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing) => {
-            TokenRejection::WrongAudience
-        }
-        Some(JWTError::AlgorithmMismatch) => TokenRejection::WrongAlgorithm,
-        _ => TokenRejection::BadSignatureOrClaims,
     }
 }
 
@@ -343,6 +328,198 @@ mod tests {
         let other = AccessTokens::new(ring, "finetune", "another-app", Duration::from_secs(300));
         let issued = other.issue(UserId(1), &[], now()).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(tokens().verify(issued.token.expose(), now()).is_err());
+    }
+
+    /// Signs `header` and `payload` (JSON text) with `SECRET` as HS256, so a test
+    /// controls every byte of both.
+    fn hand_signed(header: &str, payload: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap_or_else(|e| unreachable!("{e}"));
+        mac.update(signing_input.as_bytes());
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// Verifies `token` as this crate did before it checked HS256 itself: jwt-simple
+    /// checks the signature and the registered claims, then the access-token rules
+    /// apply. The tests compare [`TokenVerifier::verify`] against it.
+    fn jwt_simple_verify(token: &str, now: DateTime<Utc>) -> Result<AccessClaims, TokenRejection> {
+        use jwt_simple::prelude::{HS256Key, JWTClaims, MACLike, Token};
+        let ring_tokens = tokens();
+        let kid = ring_tokens.key_ring().signing_key().map(|key| key.kid().to_owned()).unwrap_or_default();
+
+        let metadata = Token::decode_metadata(token).map_err(|_| TokenRejection::Malformed)?;
+        if metadata.key_id() != Some(kid.as_str()) {
+            return Err(TokenRejection::UnknownKey);
+        }
+        if metadata.algorithm() != "HS256" {
+            return Err(TokenRejection::WrongAlgorithm);
+        }
+
+        let options = VerificationOptions {
+            allowed_issuers: Some(HashSet::from(["finetune".to_owned()])),
+            allowed_audiences: Some(HashSet::from(["finetune-erp".to_owned()])),
+            time_tolerance: Some(jwt_simple::prelude::Duration::from_secs(30)),
+            artificial_time: Some(UnixTimeStamp::from_secs(unix_seconds(now))),
+            ..VerificationOptions::default()
+        };
+        let claims: JWTClaims<CustomClaims> = HS256Key::from_bytes(SECRET)
+            .verify_token(token, Some(options))
+            .map_err(|error| match error.downcast_ref::<jwt_simple::JWTError>() {
+                Some(jwt_simple::JWTError::TokenHasExpired) => TokenRejection::Expired,
+                Some(jwt_simple::JWTError::TokenNotValidYet | jwt_simple::JWTError::ClockDrift) => {
+                    TokenRejection::NotYetValid
+                }
+                Some(
+                    jwt_simple::JWTError::RequiredIssuerMismatch
+                    | jwt_simple::JWTError::RequiredIssuerMissing,
+                ) => TokenRejection::WrongIssuer,
+                Some(
+                    jwt_simple::JWTError::RequiredAudienceMismatch
+                    | jwt_simple::JWTError::RequiredAudienceMissing,
+                ) => TokenRejection::WrongAudience,
+                _ => TokenRejection::BadSignatureOrClaims,
+            })?;
+
+        let expires_at = claims.expires_at.ok_or(TokenRejection::MissingExpiry)?;
+        if claims.custom.token_type.as_deref() != Some(ACCESS_TOKEN_TYPE) {
+            return Err(TokenRejection::WrongType);
+        }
+        let user_id = claims.subject.as_deref().and_then(|sub| sub.parse::<i64>().ok());
+        let token_id = claims.jwt_id.filter(|jti| !jti.is_empty());
+        let (Some(user_id), Some(token_id)) = (user_id, token_id) else {
+            return Err(TokenRejection::BadSubject);
+        };
+        Ok(AccessClaims {
+            user_id: UserId(user_id),
+            token_id,
+            roles: claims.custom.roles,
+            issued_at: claims.issued_at.and_then(|iat| timestamp(iat.as_secs())),
+            expires_at: timestamp(expires_at.as_secs()).unwrap_or(now),
+            key_id: kid,
+        })
+    }
+
+    #[test]
+    fn hs256_verification_agrees_with_jwt_simple() {
+        let tokens = tokens();
+        let kid = tokens.key_ring().signing_key().map(|key| key.kid().to_owned()).unwrap_or_default();
+        let t = unix_seconds(now());
+        let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#);
+        let claims = |extra: &str| {
+            format!(
+                r#"{{"iat":{t},"exp":{},"iss":"finetune","aud":"finetune-erp","sub":"7","jti":"j1","token_type":"access","roles":["a"]{extra}}}"#,
+                t + 300
+            )
+        };
+        let with = |fields: &str| format!("{{{fields}}}");
+        let base = r#""iss":"finetune","aud":"finetune-erp","sub":"7","jti":"j1","token_type":"access""#;
+        let payloads = [
+            claims(""),
+            claims(r#","nbf":0"#),
+            with(&format!(r#"{base},"exp":{}"#, t - 29)),
+            with(&format!(r#"{base},"exp":{}"#, t - 31)),
+            with(base),
+            with(&format!(r#"{base},"exp":{},"nbf":{}"#, t + 300, t + 29)),
+            with(&format!(r#"{base},"exp":{},"nbf":{}"#, t + 300, t + 31)),
+            with(&format!(r#"{base},"exp":{},"iat":{}"#, t + 300, t + 31)),
+            with(&format!(r#"{base},"exp":{},"iat":{}"#, t + 300, t + 30)),
+            with(&format!(
+                r#""aud":"finetune-erp","sub":"7","jti":"j","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(
+                r#""iss":"other","aud":"finetune-erp","sub":"7","jti":"j","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(r#""iss":"finetune","sub":"7","jti":"j","token_type":"access","exp":{}"#, t + 9)),
+            with(&format!(
+                r#""iss":"finetune","aud":["x","finetune-erp"],"sub":"7","jti":"j","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(
+                r#""iss":"finetune","aud":["x"],"sub":"7","jti":"j","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(
+                r#""iss":"finetune","aud":"finetune-erp","sub":"x7","jti":"j","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(
+                r#""iss":"finetune","aud":"finetune-erp","sub":"7","jti":"","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(
+                r#""iss":"finetune","aud":"finetune-erp","sub":"7","token_type":"access","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(
+                r#""iss":"finetune","aud":"finetune-erp","sub":"7","jti":"j","token_type":"refresh","exp":{}"#,
+                t + 9
+            )),
+            with(&format!(r#""iss":"finetune","aud":"finetune-erp","sub":"7","jti":"j","exp":{}"#, t + 9)),
+            with(&format!(r#"{base},"exp":-5"#)),
+            with(&format!(r#"{base},"exp":"{}""#, t + 9)),
+            with(&format!(r#"{base},"exp":{},"roles":"admin""#, t + 9)),
+            "not json".to_owned(),
+        ];
+        for payload in &payloads {
+            let token = hand_signed(&header, payload);
+            let ours = tokens.verify(&token, now()).map_err(|error| match error {
+                AuthError::TokenNotValid(reason) => reason,
+                other => unreachable!("{other}"),
+            });
+            assert_eq!(ours, jwt_simple_verify(&token, now()), "payload {payload}");
+        }
+
+        let good = hand_signed(&header, &claims(""));
+        let (signing_input, signature) = good.rsplit_once('.').unwrap_or_default();
+        let mut flipped = signature.as_bytes().to_vec();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap_or_default();
+        let variants = [
+            format!("{signing_input}.{flipped}"),
+            format!("{signing_input}."),
+            format!("{signing_input}.{signature}.{signature}"),
+            format!("{signing_input}.{signature}="),
+            signing_input.to_owned(),
+            hand_signed(&format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#), &claims("")),
+            hand_signed(&format!(r#"{{"alg":"HS256","typ":"at+jwt","kid":"{kid}"}}"#), &claims("")),
+            hand_signed(&format!(r#"{{"alg":"HS256","kid":"{kid}","crit":[]}}"#), &claims("")),
+            hand_signed(&format!(r#"{{"alg":"HS512","kid":"{kid}"}}"#), &claims("")),
+            hand_signed(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &claims("")),
+            hand_signed(r#"{"alg":"HS256","kid":"another"}"#, &claims("")),
+            hand_signed(r#"{"alg":"HS256"}"#, &claims("")),
+        ];
+        for token in &variants {
+            let ours = tokens.verify(token, now()).map_err(|error| match error {
+                AuthError::TokenNotValid(reason) => reason,
+                other => unreachable!("{other}"),
+            });
+            let reference = jwt_simple_verify(token, now());
+            assert_eq!(ours.is_ok(), reference.is_ok(), "token {token}: {ours:?} against {reference:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_critical_header_and_foreign_type_rejected() {
+        let tokens = tokens();
+        let kid = tokens.key_ring().signing_key().map(|key| key.kid().to_owned()).unwrap_or_default();
+        let t = unix_seconds(now());
+        let payload = format!(
+            r#"{{"exp":{},"iss":"finetune","aud":"finetune-erp","sub":"7","jti":"j","token_type":"access"}}"#,
+            t + 60
+        );
+        for header in [
+            format!(r#"{{"alg":"HS256","kid":"{kid}","crit":["exp"]}}"#),
+            format!(r#"{{"alg":"HS256","kid":"{kid}","typ":"JOSE"}}"#),
+        ] {
+            let token = hand_signed(&header, &payload);
+            assert!(tokens.verify(&token, now()).is_err(), "{header}");
+            assert!(jwt_simple_verify(&token, now()).is_err(), "{header}");
+        }
+        let plain = hand_signed(&format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#), &payload);
+        assert!(tokens.verify(&plain, now()).is_ok());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The routing table. Every API path responds with and without its trailing slash.
+//! The routing table. Every API path responds with and without its trailing slash:
+//! [`crate::edge::edge`] adds the slash before routing.
 //!
 //! Middleware wraps each resource rather than the app, because only after routing can
 //! [`errors_to_responses`] turn a middleware's error into a response that the edge
@@ -18,10 +19,11 @@ use crate::handlers::{admin_roles, admin_users, auth, logs, ops, token_api};
 use crate::limits::json_bodies_only;
 use crate::throttle::LoginThrottle;
 
-/// Builds a resource for `path` (which ends with `/`) and the same path without the
-/// slash; other methods get 405 in the contract's shape.
+/// Builds a resource for `path`, which ends with `/`; other methods get 405 in the
+/// contract's shape.
 fn api_path(path: &'static str) -> Resource {
-    web::resource([path, path.trim_end_matches('/')]).default_service(web::to(ops::method_not_allowed))
+    debug_assert!(path.ends_with('/'), "API paths end with a slash: {path}");
+    plain_path(path)
 }
 
 fn plain_path(path: &'static str) -> Resource {

@@ -22,16 +22,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use finetune_core::Secret;
 use hmac::{Hmac, Mac};
+use jwt_simple::JWTError;
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey, Ed25519KeyPair,
-    Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike, HS256Key, JWTClaims, MACLike,
+    Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike, HS256Key, JWTClaims, MACLike, NoCustomClaims,
     VerificationOptions,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::error::AuthError;
+use crate::compact::CompactToken;
+use crate::error::{AuthError, TokenRejection};
 
 /// The minimum HMAC key length in bytes accepted by the ring.
 pub const MIN_HMAC_KEY_BYTES: usize = 16;
@@ -81,7 +83,7 @@ impl fmt::Display for Algorithm {
 
 #[derive(Clone)]
 enum PrivateMaterial {
-    Hmac(HS256Key),
+    Hmac(HS256Key, Hmac<Sha256>),
     Ed25519(Ed25519KeyPair),
     // jwt-simple's ES256 key pair is not `Clone`.
     Es256(Arc<ES256KeyPair>),
@@ -89,7 +91,8 @@ enum PrivateMaterial {
 
 #[derive(Clone)]
 enum PublicMaterial {
-    Hmac(HS256Key),
+    // Keyed once, so each verification starts from the keyed state.
+    Hmac(Hmac<Sha256>),
     Ed25519(Ed25519PublicKey),
     Es256(ES256PublicKey),
 }
@@ -116,7 +119,8 @@ impl SigningKey {
     pub fn hs256(secret: &[u8]) -> Result<Self, AuthError> {
         let kid = hmac_kid(secret)?;
         let key = HS256Key::from_bytes(secret).with_key_id(&kid);
-        Ok(Self { kid, material: PrivateMaterial::Hmac(key) })
+        let verifier = keyed_hmac(secret)?;
+        Ok(Self { kid, material: PrivateMaterial::Hmac(key, verifier) })
     }
 
     /// Generates a new random EdDSA or ES256 key. HS256 keys come from `SECRET_KEY`
@@ -165,7 +169,7 @@ impl SigningKey {
     /// Returns the algorithm.
     pub fn algorithm(&self) -> Algorithm {
         match self.material {
-            PrivateMaterial::Hmac(_) => Algorithm::Hs256,
+            PrivateMaterial::Hmac(..) => Algorithm::Hs256,
             PrivateMaterial::Ed25519(_) => Algorithm::EdDsa,
             PrivateMaterial::Es256(_) => Algorithm::Es256,
         }
@@ -174,7 +178,7 @@ impl SigningKey {
     /// Encodes the private key as PKCS#8 PEM. HS256 secrets have no PEM form.
     pub fn to_pem(&self) -> Result<Secret, AuthError> {
         match &self.material {
-            PrivateMaterial::Hmac(_) => Err(AuthError::InvalidKey("an HS256 secret has no PEM form".into())),
+            PrivateMaterial::Hmac(..) => Err(AuthError::InvalidKey("an HS256 secret has no PEM form".into())),
             PrivateMaterial::Ed25519(pair) => Ok(Secret::new(pair.to_pem())),
             PrivateMaterial::Es256(pair) => {
                 pair.to_pem().map(Secret::new).map_err(|error| AuthError::InvalidKey(error.to_string()))
@@ -185,7 +189,7 @@ impl SigningKey {
     /// Returns the key that verifies this key's signatures.
     pub fn verifying_key(&self) -> VerifyingKey {
         let material = match &self.material {
-            PrivateMaterial::Hmac(key) => PublicMaterial::Hmac(key.clone()),
+            PrivateMaterial::Hmac(_, verifier) => PublicMaterial::Hmac(verifier.clone()),
             PrivateMaterial::Ed25519(pair) => PublicMaterial::Ed25519(pair.public_key()),
             PrivateMaterial::Es256(pair) => PublicMaterial::Es256(pair.public_key()),
         };
@@ -198,7 +202,7 @@ impl SigningKey {
         claims: JWTClaims<C>,
     ) -> Result<String, AuthError> {
         let signed = match &self.material {
-            PrivateMaterial::Hmac(key) => key.authenticate(claims),
+            PrivateMaterial::Hmac(key, _) => key.authenticate(claims),
             PrivateMaterial::Ed25519(pair) => pair.sign(claims),
             PrivateMaterial::Es256(pair) => pair.sign(claims),
         };
@@ -294,18 +298,50 @@ impl VerifyingKey {
         }
     }
 
-    /// Verifies the signature and the registered claims of `token` with this key.
-    pub(crate) fn verify<C: Serialize + DeserializeOwned>(
+    /// Verifies the signature of `token`, already split into `compact`. HS256 is
+    /// checked here in constant time; EdDSA and ES256 go to jwt-simple, which also
+    /// checks the registered claims with the `options` it gets from `options`.
+    pub(crate) fn verify_signature(
         &self,
         token: &str,
-        options: VerificationOptions,
-    ) -> Result<JWTClaims<C>, jwt_simple::Error> {
-        match &self.material {
-            PublicMaterial::Hmac(key) => key.verify_token(token, Some(options)),
-            PublicMaterial::Ed25519(key) => key.verify_token(token, Some(options)),
-            PublicMaterial::Es256(key) => key.verify_token(token, Some(options)),
-        }
+        compact: &CompactToken<'_>,
+        options: impl FnOnce() -> VerificationOptions,
+    ) -> Result<(), TokenRejection> {
+        let verified = match &self.material {
+            PublicMaterial::Hmac(keyed) => {
+                let mut buffer = [0u8; 64];
+                let signature = compact.signature(&mut buffer)?;
+                let mut mac = keyed.clone();
+                mac.update(compact.signing_input);
+                // `verify_slice` compares in constant time and rejects other lengths.
+                return mac.verify_slice(signature).map_err(|_| TokenRejection::BadSignatureOrClaims);
+            }
+            PublicMaterial::Ed25519(key) => key.verify_token::<NoCustomClaims>(token, Some(options())),
+            PublicMaterial::Es256(key) => key.verify_token::<NoCustomClaims>(token, Some(options())),
+        };
+        verified.map(drop).map_err(|error| rejection_of(&error))
     }
+}
+
+/// Maps a jwt-simple verification error to the reason logged for it.
+fn rejection_of(error: &jwt_simple::Error) -> TokenRejection {
+    match error.downcast_ref::<JWTError>() {
+        Some(JWTError::TokenHasExpired) => TokenRejection::Expired,
+        Some(JWTError::TokenNotValidYet | JWTError::ClockDrift) => TokenRejection::NotYetValid,
+        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => {
+            TokenRejection::WrongIssuer
+        }
+        Some(JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing) => {
+            TokenRejection::WrongAudience
+        }
+        Some(JWTError::AlgorithmMismatch) => TokenRejection::WrongAlgorithm,
+        _ => TokenRejection::BadSignatureOrClaims,
+    }
+}
+
+/// HMAC-SHA256 keyed with `secret`, ready to be cloned for each verification.
+fn keyed_hmac(secret: &[u8]) -> Result<Hmac<Sha256>, AuthError> {
+    Hmac::<Sha256>::new_from_slice(secret).map_err(|error| AuthError::InvalidKey(error.to_string()))
 }
 
 /// `kid` = the first 16 bytes of HMAC-SHA256(secret, "finetune kid"), base64url.
@@ -316,8 +352,7 @@ fn hmac_kid(secret: &[u8]) -> Result<String, AuthError> {
             secret.len()
         )));
     }
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret).map_err(|error| AuthError::InvalidKey(error.to_string()))?;
+    let mut mac = keyed_hmac(secret)?;
     mac.update(b"finetune kid");
     let digest = mac.finalize().into_bytes();
     Ok(URL_SAFE_NO_PAD.encode(&digest[..16]))
