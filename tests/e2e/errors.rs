@@ -76,6 +76,21 @@ fn trailing_slash_is_optional(backend: Backend) {
     let me = send_following_308(&server, "/api/auth/me", |path| server.get(path).cookies(&jar).send());
     assert_eq!(me.status, 200, "GET /api/auth/me without the slash: {}", me.body);
     assert_eq!(me.json()["username"], ADMIN_USERNAME, "GET /api/auth/me without the slash: {}", me.body);
+
+    // A path parameter and a query string survive the added slash.
+    let user_id = me.json()["id"].clone();
+    let user_path = format!("/api/admin/users/{user_id}");
+    let user = send_following_308(&server, &user_path, |path| server.get(path).cookies(&jar).send());
+    assert_eq!(user.status, 200, "GET {user_path}: {}", user.body);
+    assert_eq!(user.json()["id"], user_id, "GET {user_path}: {}", user.body);
+
+    let logs = send_following_308(&server, "/api/logs?action=auth.login&limit=1", |path| {
+        server.get(path).cookies(&jar).send()
+    });
+    assert_eq!(logs.status, 200, "GET /api/logs?action=auth.login: {}", logs.body);
+    let results = logs.json()["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 1, "limit=1 applies: {}", logs.body);
+    assert_eq!(results[0]["action"], "auth.login", "the action filter applies: {}", logs.body);
 }
 
 fn operations_endpoints_respond(backend: Backend) {

@@ -19,14 +19,20 @@ const MAX_HEADER_CHARS: usize = 1024;
 /// A compact JWS split into its parts, with the header decoded.
 #[derive(Debug)]
 pub(crate) struct CompactToken<'a> {
+    /// The decoded header.
+    pub header: Header,
+    /// The rest, or `None` when the token does not have exactly three parts.
+    rest: Option<SignedParts<'a>>,
+}
+
+#[derive(Debug)]
+struct SignedParts<'a> {
     /// `header.payload`, the bytes the signature covers.
-    pub signing_input: &'a [u8],
+    signing_input: &'a [u8],
     /// The payload, base64url.
     payload: &'a str,
     /// The signature, base64url.
     signature: &'a str,
-    /// The decoded header.
-    pub header: Header,
 }
 
 /// The header fields that decide how a token verifies.
@@ -46,14 +52,13 @@ pub(crate) struct Header {
 }
 
 impl<'a> CompactToken<'a> {
-    /// Splits `token` into three base64url parts and decodes the header.
+    /// Splits `token` into three base64url parts and decodes the header. A header that
+    /// does not decode is malformed; missing or extra parts are malformed only when the
+    /// signature is checked, so the log names a wrong `alg` or `kid` first.
     pub fn parse(token: &'a str) -> Result<Self, TokenRejection> {
         let mut parts = token.splitn(3, '.');
-        let (Some(header), Some(payload), Some(signature)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenRejection::Malformed);
-        };
-        if signature.contains('.') || header.len() > MAX_HEADER_CHARS {
+        let header = parts.next().unwrap_or_default();
+        if header.len() > MAX_HEADER_CHARS {
             return Err(TokenRejection::Malformed);
         }
         let decoded = URL_SAFE_NO_PAD.decode(header).map_err(|_| TokenRejection::Malformed)?;
@@ -68,23 +73,41 @@ impl<'a> CompactToken<'a> {
                 return Err(TokenRejection::Malformed);
             }
         }
-        let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
-        Ok(Self { signing_input, payload, signature, header: header_fields })
+
+        let rest = match (parts.next(), parts.next()) {
+            (Some(payload), Some(signature)) if !signature.contains('.') => Some(SignedParts {
+                signing_input: &token.as_bytes()[..header.len() + 1 + payload.len()],
+                payload,
+                signature,
+            }),
+            _ => None,
+        };
+        Ok(Self { header: header_fields, rest })
+    }
+
+    fn parts(&self) -> Result<&SignedParts<'a>, TokenRejection> {
+        self.rest.as_ref().ok_or(TokenRejection::Malformed)
+    }
+
+    /// Returns `header.payload`, the bytes the signature covers.
+    pub fn signing_input(&self) -> Result<&'a [u8], TokenRejection> {
+        Ok(self.parts()?.signing_input)
     }
 
     /// Decodes the signature into `buffer` and returns its bytes. A signature that is
     /// not base64url or longer than `buffer` is a bad signature.
     pub fn signature<'b>(&self, buffer: &'b mut [u8]) -> Result<&'b [u8], TokenRejection> {
         let length = URL_SAFE_NO_PAD
-            .decode_slice(self.signature, buffer)
+            .decode_slice(self.parts()?.signature, buffer)
             .map_err(|_| TokenRejection::BadSignatureOrClaims)?;
         Ok(&buffer[..length])
     }
 
     /// Decodes the payload's claims. Call it only after the signature verified.
     pub fn claims(&self) -> Result<Claims, TokenRejection> {
-        let decoded =
-            URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| TokenRejection::BadSignatureOrClaims)?;
+        let decoded = URL_SAFE_NO_PAD
+            .decode(self.parts()?.payload)
+            .map_err(|_| TokenRejection::BadSignatureOrClaims)?;
         serde_json::from_slice(&decoded).map_err(|_| TokenRejection::BadSignatureOrClaims)
     }
 }

@@ -1,15 +1,52 @@
 //! argon2id password hashing with the OWASP parameters (m = 19456 KiB, t = 2, p = 1).
 //!
 //! Each hash takes about 19 MiB and tens of milliseconds of one core, so callers run it
-//! off async worker threads and bound how many run at once.
+//! off async worker threads and bound how many run at once. A thread that hashes often
+//! calls [`keep_memory_on_this_thread`] to reuse its 19 MiB between hashes instead of
+//! allocating and faulting in fresh pages each time.
 
+use std::cell::RefCell;
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use finetune_core::user::MAX_PASSWORD_BYTES;
+use subtle::ConstantTimeEq;
 
 use crate::error::AuthError;
+
+thread_local! {
+    /// The argon2 memory this thread reuses; `None` on threads that did not ask to keep it.
+    static KEPT_MEMORY: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
+
+/// Keeps this thread's argon2 memory (19 MiB with the default parameters) between
+/// hashes, until the thread ends. Hashing threads call it once at start.
+pub fn keep_memory_on_this_thread() {
+    KEPT_MEMORY.with(|kept| {
+        kept.borrow_mut().get_or_insert_with(Vec::new);
+    });
+}
+
+/// Runs `work` with `blocks` argon2 blocks: this thread's kept memory when it keeps
+/// memory and `blocks` is at most the default parameters' count, else a fresh
+/// allocation that is freed afterwards.
+fn with_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+    let default_blocks = default_params().map_or(0, |params| params.block_count());
+    KEPT_MEMORY.with(|kept| match kept.borrow_mut().as_mut() {
+        Some(memory) if blocks <= default_blocks => {
+            if memory.len() < blocks {
+                memory.resize(blocks, Block::default());
+            }
+            work(&mut memory[..blocks])
+        }
+        _ => work(&mut vec![Block::default(); blocks]),
+    })
+}
+
+fn default_params() -> Result<Params, argon2::Error> {
+    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
+}
 
 /// Memory cost in KiB.
 pub const MEMORY_KIB: u32 = 19_456;
@@ -56,13 +93,25 @@ impl Passwords {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(AuthError::Hashing("password longer than the maximum".into()));
         }
+        let hashing_error = |error: &dyn fmt::Display| AuthError::Hashing(error.to_string());
         let mut salt = [0u8; 16];
         crate::tokens::getrandom_fill(&mut salt)?;
-        let salt = SaltString::encode_b64(&salt).map_err(|error| AuthError::Hashing(error.to_string()))?;
-        self.argon2
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| AuthError::Hashing(error.to_string()))
+        let params = self.argon2.params();
+        let mut output = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+        with_memory(params.block_count(), |memory| {
+            self.argon2.hash_password_into_with_memory(password.as_bytes(), &salt, &mut output, memory)
+        })
+        .map_err(|error| hashing_error(&error))?;
+
+        let salt = SaltString::encode_b64(&salt).map_err(|error| hashing_error(&error))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(|error| hashing_error(&error))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&output).map_err(|error| hashing_error(&error))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Returns true when `password` matches `stored_hash`. A malformed stored hash or an
@@ -77,16 +126,47 @@ impl Passwords {
             self.verify_dummy(password);
             return false;
         };
-        self.argon2.verify_password(password.as_bytes(), &parsed).is_ok()
+        matches_phc(password.as_bytes(), &parsed)
     }
 
     /// Spends the time of one verification against a hash no password matches.
     pub fn verify_dummy(&self, password: &str) {
         let capped = &password.as_bytes()[..password.len().min(MAX_PASSWORD_BYTES)];
         if let Ok(parsed) = PasswordHash::new(&self.dummy_hash) {
-            let _ = self.argon2.verify_password(capped, &parsed);
+            let _ = matches_phc(capped, &parsed);
         }
     }
+}
+
+/// Recomputes `phc` for `password` with the algorithm, version, parameters and salt the
+/// PHC string names, and compares the outputs in constant time. Anything unreadable in
+/// the string is a mismatch.
+fn matches_phc(password: &[u8], phc: &PasswordHash<'_>) -> bool {
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(phc.algorithm) else {
+        return false;
+    };
+    let version = match phc.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(phc) else {
+        return false;
+    };
+    let mut salt_buffer = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buffer) else {
+        return false;
+    };
+
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut output = vec![0u8; expected.len()];
+    let computed = with_memory(argon2.params().block_count(), |memory| {
+        argon2.hash_password_into_with_memory(password, salt, &mut output, memory)
+    });
+    computed.is_ok() && bool::from(output.as_slice().ct_eq(expected.as_bytes()))
 }
 
 fn base64_filler(bytes: &[u8]) -> String {
@@ -114,6 +194,50 @@ mod tests {
         let hash = passwords.hash("correct horse battery staple").unwrap_or_default();
         assert!(passwords.verify("correct horse battery staple", &hash));
         assert!(!passwords.verify("correct horse battery stapler", &hash));
+    }
+
+    #[test]
+    fn hashes_match_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
+        let passwords = passwords();
+        let ours = passwords.hash("correct horse battery staple").unwrap_or_default();
+        let parsed = PasswordHash::new(&ours).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(Argon2::default().verify_password(b"correct horse battery staple", &parsed).is_ok());
+
+        let params = Params::new(8192, 1, 1, None).unwrap_or_else(|e| unreachable!("{e}"));
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(
+                b"another password",
+                &SaltString::encode_b64(b"sixteen byte slt").unwrap_or_else(|e| unreachable!("{e}")),
+            )
+            .map(|hash| hash.to_string())
+            .unwrap_or_default();
+        assert!(passwords.verify("another password", &theirs));
+        assert!(!passwords.verify("another passwore", &theirs));
+    }
+
+    #[test]
+    fn kept_memory_serves_every_size() {
+        let result = std::thread::spawn(|| {
+            keep_memory_on_this_thread();
+            let passwords = passwords();
+            let small = Passwords::with_params(8192, 1, 1).unwrap_or_else(|e| unreachable!("{e}"));
+            let large = Passwords::with_params(MEMORY_KIB * 2, 1, 1).unwrap_or_else(|e| unreachable!("{e}"));
+            let mut checks = Vec::new();
+            for hasher in [&passwords, &small, &large, &passwords] {
+                let hash = hasher.hash("correct horse battery staple").unwrap_or_default();
+                checks.push(passwords.verify("correct horse battery staple", &hash));
+                checks.push(!passwords.verify("correct horse battery stapler", &hash));
+            }
+            let kept = KEPT_MEMORY.with(|kept| kept.borrow().as_ref().map(Vec::len));
+            (checks, kept)
+        })
+        .join()
+        .unwrap_or_else(|_| unreachable!("the hashing thread panicked"));
+        assert!(result.0.iter().all(|passed| *passed), "{:?}", result.0);
+        let default_blocks = default_params().map(|params| params.block_count()).ok();
+        assert_eq!(result.1, default_blocks);
     }
 
     #[test]

@@ -152,24 +152,41 @@ pub fn issue(
     now: DateTime<Utc>,
     lifetime: Duration,
 ) -> Result<IssuedRefreshToken, AuthError> {
-    let token = random_url_safe(32)?;
     let family_id = match family_id {
         Some(family) => family.to_owned(),
         None => random_url_safe(16)?,
     };
+    let (token, token_hash) = new_token()?;
     let expires_at = expiry(now, lifetime);
-    let token_hash = hash_token(&token);
+    insert(connection, user_id, &family_id, &token_hash, now, expires_at)?;
+    Ok(IssuedRefreshToken { token, family_id, expires_at })
+}
 
+/// Generates a token and its stored hash.
+fn new_token() -> Result<(Secret, String), AuthError> {
+    let token = random_url_safe(32)?;
+    let token_hash = hash_token(&token);
+    Ok((Secret::new(token), token_hash))
+}
+
+fn insert(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    family_id: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), AuthError> {
     diesel::insert_into(refresh_tokens::table)
         .values(NewToken {
             user_id: user_id.0,
-            family_id: &family_id,
-            token_hash: &token_hash,
+            family_id,
+            token_hash,
             issued_at: now.naive_utc(),
             expires_at: expires_at.naive_utc(),
         })
         .execute(connection)?;
-    Ok(IssuedRefreshToken { token: Secret::new(token), family_id, expires_at })
+    Ok(())
 }
 
 fn find(connection: &mut DbConnection, presented: &str) -> Result<StoredToken, AuthError> {
@@ -233,11 +250,13 @@ pub fn rotate(
         return Err(AuthError::TokenNotValid(TokenRejection::Malformed));
     }
 
-    // The common case in one statement: the conditional write decides the winner among
-    // concurrent rotations, because only one request can move `used_at` from NULL.
-    if let Some(claimed) = claim(connection, &hash_token(presented), now)? {
+    // The common case: the conditional write decides the winner among concurrent
+    // rotations, because only one request can move `used_at` from NULL.
+    let (successor, successor_hash) = new_token()?;
+    let expires_at = expiry(now, lifetime);
+    if let Some(claimed) = claim(connection, &hash_token(presented), &successor_hash, now, expires_at)? {
         let user_id = UserId(claimed.user_id);
-        let successor = issue(connection, user_id, Some(&claimed.family_id), now, lifetime)?;
+        let successor = IssuedRefreshToken { token: successor, family_id: claimed.family_id, expires_at };
         return Ok(Rotation::Rotated { user_id, successor });
     }
 
@@ -268,28 +287,50 @@ struct Claimed {
 }
 
 /// Marks the token with this hash used when it is usable (not used, not revoked, not
-/// expired) and returns its owner and family; `None` when it is not usable.
+/// expired), stores its successor `successor_hash` in the same family, and returns the
+/// owner and family; `None` when the token is not usable.
+///
+/// On PostgreSQL both writes are one statement, so one round trip; SQLite, which has no
+/// data-modifying `WITH`, runs two.
 fn claim(
     connection: &mut DbConnection,
     token_hash: &str,
+    successor_hash: &str,
     now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 ) -> Result<Option<Claimed>, AuthError> {
-    // diesel's DSL has no RETURNING for both backends at once, so this is plain SQL;
-    // SQLite numbers its parameters like PostgreSQL does when written `?1`.
-    let sql = match connection {
-        DbConnection::Postgresql(_) => {
-            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
-             AND revoked_at IS NULL AND expires_at > $1 RETURNING user_id, family_id"
-        }
+    use diesel::sql_types::{Text, Timestamp};
+
+    // diesel's DSL has no RETURNING for both backends at once, so this is plain SQL.
+    let claimed = match connection {
+        DbConnection::Postgresql(_) => diesel::sql_query(
+            "WITH claimed AS (UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
+             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
+             RETURNING user_id, family_id), \
+             successor AS (INSERT INTO refresh_tokens \
+             (user_id, family_id, token_hash, issued_at, expires_at) \
+             SELECT user_id, family_id, $3, $1, $4 FROM claimed) \
+             SELECT user_id, family_id FROM claimed",
+        )
+        .bind::<Timestamp, _>(now.naive_utc())
+        .bind::<Text, _>(token_hash)
+        .bind::<Text, _>(successor_hash)
+        .bind::<Timestamp, _>(expires_at.naive_utc())
+        .get_results::<Claimed>(connection)?,
         DbConnection::Sqlite(_) => {
-            "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL \
-             AND revoked_at IS NULL AND expires_at > ?1 RETURNING user_id, family_id"
+            let claimed = diesel::sql_query(
+                "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL \
+                 AND revoked_at IS NULL AND expires_at > ?1 RETURNING user_id, family_id",
+            )
+            .bind::<Timestamp, _>(now.naive_utc())
+            .bind::<Text, _>(token_hash)
+            .get_results::<Claimed>(connection)?;
+            if let Some(row) = claimed.first() {
+                insert(connection, UserId(row.user_id), &row.family_id, successor_hash, now, expires_at)?;
+            }
+            claimed
         }
     };
-    let claimed = diesel::sql_query(sql)
-        .bind::<diesel::sql_types::Timestamp, _>(now.naive_utc())
-        .bind::<diesel::sql_types::Text, _>(token_hash)
-        .get_results::<Claimed>(connection)?;
     Ok(claimed.into_iter().next())
 }
 

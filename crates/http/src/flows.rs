@@ -1,6 +1,8 @@
 //! The authentication use cases. Each opens its own transaction and writes the audit
 //! entry of the operation inside it.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use chrono::{DateTime, Utc};
 use finetune_activity::{Action, NewEntry, Outcome, record};
@@ -156,11 +158,19 @@ pub async fn refresh(
     let now = state.clock.now();
     let lifetime = state.refresh_lifetime;
     let context = context.clone();
+    let cache = Arc::clone(&state.user_cache);
+    let generation = cache.generation();
     let outcome = with_connection(state, move |connection| {
         write_transaction(connection, |connection| {
             match refresh::rotate(connection, &presented, now, lifetime) {
                 Ok(Rotation::Rotated { user_id, successor }) => {
-                    let Some(user) = users::active_view(connection, user_id)? else {
+                    // The cache holds active users only, and a change to a user clears it.
+                    let cached = cache.get(user_id);
+                    let user = match cached {
+                        Some(view) => Some(view),
+                        None => users::active_view(connection, user_id)?,
+                    };
+                    let Some(user) = user else {
                         refresh::revoke_family(
                             connection,
                             &successor.family_id,
@@ -176,6 +186,7 @@ pub async fn refresh(
                     let entry = NewEntry::new(Action::Refresh, Outcome::Success)
                         .actor(Some(user.id.0), Some(&user.username));
                     audit(connection, entry, &context, now)?;
+                    cache.insert(user.clone(), generation);
                     Ok(RefreshOutcome::Rotated(user, successor))
                 }
                 Ok(Rotation::Reused { user_id, family_id }) => {

@@ -4,6 +4,7 @@
 //! most one hash per thread (one thread per core by default), and its threads run at
 //! the lowest scheduling priority (niceness 19, `SCHED_BATCH` on Linux), so when logins
 //! saturate the machine the actix workers still get the CPU for every other request.
+//! Each thread keeps its argon2 memory between hashes.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,6 +83,7 @@ fn run_worker(receiver: &Mutex<Receiver<Job>>) {
     if let Err(error) = lowered {
         tracing::warn!(?error, "cannot lower the priority of a hashing thread; it runs at normal priority");
     }
+    finetune_auth::password::keep_memory_on_this_thread();
     loop {
         let job = receiver.lock().unwrap_or_else(PoisonError::into_inner).recv();
         match job {

@@ -1,4 +1,4 @@
-//! A cache of active users' views for `GET /api/auth/me/`.
+//! A cache of active users' views for `GET /api/auth/me/` and refresh-token rotation.
 //!
 //! A change made through this instance clears the cache before its response is sent.
 //! Every change also bumps a counter row in its transaction; a background thread polls

@@ -309,10 +309,11 @@ impl VerifyingKey {
     ) -> Result<(), TokenRejection> {
         let verified = match &self.material {
             PublicMaterial::Hmac(keyed) => {
+                let signing_input = compact.signing_input()?;
                 let mut buffer = [0u8; 64];
                 let signature = compact.signature(&mut buffer)?;
                 let mut mac = keyed.clone();
-                mac.update(compact.signing_input);
+                mac.update(signing_input);
                 // `verify_slice` compares in constant time and rejects other lengths.
                 return mac.verify_slice(signature).map_err(|_| TokenRejection::BadSignatureOrClaims);
             }

@@ -138,7 +138,10 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<DbPool, CoreError> {
     establish(url)?;
     r2d2::Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
+        // Two open connections: a streamed export holds one while the request that
+        // starts it writes its audit entry with another, so neither waits for a new
+        // PostgreSQL session (a TLS handshake and a backend start).
+        .min_idle(Some(2.min(max_size)))
         // A check-out test costs a round trip per request; a dead connection surfaces as
         // a query error instead (503) and r2d2 drops it through `has_broken`.
         .test_on_check_out(false)
