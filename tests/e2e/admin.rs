@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::harness::{Backend, TestServer, backend_tests};
-use crate::http::assert_error;
+use crate::http::{assert_error, new_request_id};
 
 const USER_PASSWORD: &str = "a-long-user-password";
 
@@ -293,6 +293,37 @@ fn deactivation_revokes_sessions(backend: Backend) {
     assert_error(&server.get("/api/auth/me/").bearer(&pair.access).send(), 401, "token_not_valid");
 }
 
+/// A user made inactive in the database without the API, so their refresh token is
+/// still usable, cannot rotate it: the family is revoked and the failure audited.
+fn inactive_owner_cannot_rotate(backend: Backend) {
+    let server = TestServer::start(backend);
+    let admin = admin_token(&server);
+    let user_id = create_user(&server, &admin, "dormant");
+    let pair = server.obtain_token_pair("dormant", USER_PASSWORD);
+    server.database().execute(&format!("UPDATE users SET is_active = false WHERE id = {user_id}"));
+
+    let request_id = new_request_id();
+    let response = server
+        .post("/api/auth/token/refresh/")
+        .json(&json!({"refresh": pair.refresh}))
+        .request_id(&request_id)
+        .send();
+    assert_error(&response, 401, "token_not_valid");
+
+    // PostgreSQL stores no successor; SQLite stores one and revokes it in the same
+    // transaction.
+    let tokens = server.database().refresh_tokens_of_user(user_id);
+    assert_eq!(tokens[0].used, 1, "the presented token is used: {tokens:?}");
+    assert!(tokens.iter().all(|token| token.revoked == 1), "the family is revoked: {tokens:?}");
+
+    let entries = server.database().audit_entries_for_request(&request_id);
+    assert_eq!(entries.len(), 1, "one entry for the request: {entries:?}");
+    assert_eq!(entries[0].action, "auth.refresh");
+    assert_eq!(entries[0].outcome, "failure");
+    assert_eq!(entries[0].actor_id, Some(user_id));
+    assert!(entries[0].details.contains("inactive_user"), "{entries:?}");
+}
+
 fn admin_operations_audited(backend: Backend) {
     let server = TestServer::start(backend);
     let admin = admin_token(&server);
@@ -426,6 +457,7 @@ backend_tests!(
     last_system_admin_protected,
     username_variants_rejected,
     deactivation_revokes_sessions,
+    inactive_owner_cannot_rotate,
     admin_operations_audited,
     failed_operation_leaves_no_audit_entry,
     failed_audit_write_leaves_no_operation,

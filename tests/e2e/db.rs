@@ -244,6 +244,13 @@ impl Db {
         result.unwrap_or_else(|error| panic!("reading audit_log failed: {error}"))
     }
 
+    /// Runs one SQL statement without parameters, such as a change the API would not make.
+    pub fn execute(&mut self, sql: &str) {
+        let query = sql_query(sql);
+        let result = on_connection!(self, connection => query.execute(connection));
+        result.unwrap_or_else(|error| panic!("{sql} failed: {error}"));
+    }
+
     /// Returns the refresh tokens of one user, oldest first.
     pub fn refresh_tokens_of_user(&mut self, user_id: i64) -> Vec<RefreshTokenRow> {
         let sql = format!(

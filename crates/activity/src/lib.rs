@@ -175,6 +175,13 @@ impl NewEntry {
     }
 }
 
+/// The request columns of an audit row: the client IP, the user agent and the request
+/// id, each `None` when unknown or empty.
+pub fn request_columns(context: &RequestContext) -> (Option<String>, Option<&str>, Option<&str>) {
+    let request_id = Some(context.request_id.as_str()).filter(|id| !id.is_empty());
+    (context.client_ip.map(|ip| ip.to_string()), context.user_agent.as_deref(), request_id)
+}
+
 /// Writes `entry` with the request's IP, user agent and request id.
 pub fn record(
     connection: &mut DbConnection,
@@ -182,7 +189,7 @@ pub fn record(
     context: &RequestContext,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let request_id = Some(context.request_id.as_str()).filter(|id| !id.is_empty());
+    let (ip, user_agent, request_id) = request_columns(context);
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::occurred_at.eq(now.naive_utc()),
@@ -192,8 +199,8 @@ pub fn record(
             audit_log::outcome.eq(entry.outcome.as_str()),
             audit_log::target_type.eq(entry.target_type),
             audit_log::target_id.eq(entry.target_id.as_deref()),
-            audit_log::ip.eq(context.client_ip.map(|ip| ip.to_string())),
-            audit_log::user_agent.eq(context.user_agent.as_deref()),
+            audit_log::ip.eq(ip),
+            audit_log::user_agent.eq(user_agent),
             audit_log::request_id.eq(request_id),
             audit_log::details.eq(entry.details.to_string()),
         ))

@@ -154,7 +154,7 @@ pub fn issue(
 ) -> Result<IssuedRefreshToken, AuthError> {
     let family_id = match family_id {
         Some(family) => family.to_owned(),
-        None => random_url_safe(16)?,
+        None => new_family_id()?,
     };
     let (token, token_hash) = new_token()?;
     let expires_at = expiry(now, lifetime);
@@ -167,6 +167,39 @@ fn new_token() -> Result<(Secret, String), AuthError> {
     let token = random_url_safe(32)?;
     let token_hash = hash_token(&token);
     Ok((Secret::new(token), token_hash))
+}
+
+/// A refresh token generated before the statement that stores it.
+pub struct PreparedToken {
+    /// The token to hand to the client.
+    pub token: Secret,
+    /// Its stored form, [`hash_token`] of `token`.
+    pub token_hash: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for PreparedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// Generates a token that expires `lifetime` after `now`, for a statement that stores
+/// it as a successor itself.
+pub fn prepare(now: DateTime<Utc>, lifetime: Duration) -> Result<PreparedToken, AuthError> {
+    let (token, token_hash) = new_token()?;
+    Ok(PreparedToken { token, token_hash, expires_at: expiry(now, lifetime) })
+}
+
+/// Generates the id of a new refresh family.
+pub fn new_family_id() -> Result<String, AuthError> {
+    random_url_safe(16)
+}
+
+/// Returns true when `presented` has a length a refresh token can have.
+pub fn has_valid_length(presented: &str) -> bool {
+    !presented.is_empty() && presented.len() <= MAX_REFRESH_TOKEN_BYTES
 }
 
 fn insert(
@@ -190,7 +223,7 @@ fn insert(
 }
 
 fn find(connection: &mut DbConnection, presented: &str) -> Result<StoredToken, AuthError> {
-    if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_BYTES {
+    if !has_valid_length(presented) {
         return Err(AuthError::TokenNotValid(TokenRejection::Malformed));
     }
     refresh_tokens::table
@@ -246,17 +279,18 @@ pub fn rotate(
     now: DateTime<Utc>,
     lifetime: Duration,
 ) -> Result<Rotation, AuthError> {
-    if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_BYTES {
+    if !has_valid_length(presented) {
         return Err(AuthError::TokenNotValid(TokenRejection::Malformed));
     }
 
     // The common case: the conditional write decides the winner among concurrent
     // rotations, because only one request can move `used_at` from NULL.
-    let (successor, successor_hash) = new_token()?;
-    let expires_at = expiry(now, lifetime);
-    if let Some(claimed) = claim(connection, &hash_token(presented), &successor_hash, now, expires_at)? {
+    let prepared = prepare(now, lifetime)?;
+    let expires_at = prepared.expires_at;
+    if let Some(claimed) = claim(connection, &hash_token(presented), &prepared.token_hash, now, expires_at)? {
         let user_id = UserId(claimed.user_id);
-        let successor = IssuedRefreshToken { token: successor, family_id: claimed.family_id, expires_at };
+        let successor =
+            IssuedRefreshToken { token: prepared.token, family_id: claimed.family_id, expires_at };
         return Ok(Rotation::Rotated { user_id, successor });
     }
 

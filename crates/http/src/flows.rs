@@ -15,6 +15,7 @@ use finetune_rbac::users;
 
 use crate::blocking::{hashing, with_connection};
 use crate::error::ApiError;
+use crate::one_statement::{self, OneStatementRotation};
 use crate::state::AppState;
 
 /// A signed-in session: the user and a fresh token pair.
@@ -73,6 +74,9 @@ pub async fn login(
     username: String,
     password: String,
 ) -> Result<Session, ApiError> {
+    // Read before the user is, so a change to the user after that keeps this login's
+    // view out of the cache.
+    let generation = state.user_cache.generation();
     let lookup = username.clone();
     let found = with_connection(state, move |connection| {
         // No stored username contains NUL, and PostgreSQL rejects it in a query.
@@ -107,14 +111,33 @@ pub async fn login(
     let now = state.clock.now();
     let lifetime = state.refresh_lifetime;
     let context = context.clone();
+    let cache = Arc::clone(&state.user_cache);
     let outcome = with_connection(state, move |connection| {
+        let success_entry = |user: &users::User| {
+            NewEntry::new(Action::Login, Outcome::Success)
+                .actor(Some(user.id), Some(&user.username))
+                .target("user", user.id)
+        };
+        if let (None, Some(user)) = (failure, &found) {
+            let entry = success_entry(user);
+            let started =
+                one_statement::start_session(connection, user.user_id(), &entry, now, lifetime, &context)?;
+            if let Some(refresh) = started {
+                // Committed already. The cache contains active users only, and a change to a
+                // user clears it.
+                let view = match cache.get(user.user_id()) {
+                    Some(view) => view,
+                    None => users::view(connection, user)?,
+                };
+                cache.insert(view.clone(), generation);
+                return Ok(Ok((view, refresh)));
+            }
+        }
+
         write_transaction(connection, |connection| match (failure, &found) {
             (None, Some(user)) => {
                 let refresh = refresh::issue(connection, user.user_id(), None, now, lifetime)?;
-                let entry = NewEntry::new(Action::Login, Outcome::Success)
-                    .actor(Some(user.id), Some(&user.username))
-                    .target("user", user.id);
-                audit(connection, entry, &context, now)?;
+                audit(connection, success_entry(user), &context, now)?;
                 Ok(Ok((users::view(connection, user)?, refresh)))
             }
             (failure, user) => {
@@ -148,8 +171,27 @@ enum RefreshOutcome {
     Rejected(TokenRejection),
 }
 
+/// Revokes `family_id` of a user found inactive during a rotation and records the
+/// failed `auth.refresh`.
+fn reject_inactive(
+    connection: &mut DbConnection,
+    user_id: UserId,
+    family_id: &str,
+    context: &RequestContext,
+    now: DateTime<Utc>,
+) -> Result<RefreshOutcome, ApiError> {
+    refresh::revoke_family(connection, family_id, now, RevokeReason::Deactivated)?;
+    let entry = NewEntry::new(Action::Refresh, Outcome::Failure)
+        .actor(Some(user_id.0), None)
+        .detail("reason", TokenRejection::InactiveUser.as_str());
+    audit(connection, entry, context, now)?;
+    Ok(RefreshOutcome::Rejected(TokenRejection::InactiveUser))
+}
+
 /// Rotates a refresh token: a new pair in the same family, or `token_reused` (the
-/// family is revoked and that revocation is committed), or `token_not_valid`.
+/// family is revoked and that revocation is committed), or `token_not_valid`. On
+/// PostgreSQL the common case is one statement ([`crate::one_statement`]); the rest runs in
+/// a transaction.
 pub async fn refresh(
     state: &AppState,
     context: &RequestContext,
@@ -161,27 +203,41 @@ pub async fn refresh(
     let cache = Arc::clone(&state.user_cache);
     let generation = cache.generation();
     let outcome = with_connection(state, move |connection| {
+        match one_statement::rotate(connection, &presented, now, lifetime, &context)? {
+            OneStatementRotation::Rotated { user_id, successor } => {
+                // Committed already. The cache contains active users only, and a change to a
+                // user clears it.
+                let user = match cache.get(user_id) {
+                    Some(view) => Some(view),
+                    None => users::active_view(connection, user_id)?,
+                };
+                let Some(user) = user else {
+                    // Deactivated since the statement.
+                    return write_transaction(connection, |connection| {
+                        reject_inactive(connection, user_id, &successor.family_id, &context, now)
+                    });
+                };
+                cache.insert(user.clone(), generation);
+                return Ok(RefreshOutcome::Rotated(user, successor));
+            }
+            OneStatementRotation::InactiveOwner { user_id, family_id } => {
+                return write_transaction(connection, |connection| {
+                    reject_inactive(connection, user_id, &family_id, &context, now)
+                });
+            }
+            OneStatementRotation::NotClaimed => {}
+        }
+
         write_transaction(connection, |connection| {
             match refresh::rotate(connection, &presented, now, lifetime) {
                 Ok(Rotation::Rotated { user_id, successor }) => {
-                    // The cache holds active users only, and a change to a user clears it.
-                    let cached = cache.get(user_id);
-                    let user = match cached {
+                    // The cache contains active users only, and a change to a user clears it.
+                    let user = match cache.get(user_id) {
                         Some(view) => Some(view),
                         None => users::active_view(connection, user_id)?,
                     };
                     let Some(user) = user else {
-                        refresh::revoke_family(
-                            connection,
-                            &successor.family_id,
-                            now,
-                            RevokeReason::Deactivated,
-                        )?;
-                        let entry = NewEntry::new(Action::Refresh, Outcome::Failure)
-                            .actor(Some(user_id.0), None)
-                            .detail("reason", TokenRejection::InactiveUser.as_str());
-                        audit(connection, entry, &context, now)?;
-                        return Ok(RefreshOutcome::Rejected(TokenRejection::InactiveUser));
+                        return reject_inactive(connection, user_id, &successor.family_id, &context, now);
                     };
                     let entry = NewEntry::new(Action::Refresh, Outcome::Success)
                         .actor(Some(user.id.0), Some(&user.username));

@@ -25,6 +25,7 @@ pub mod flows;
 pub mod handlers;
 pub mod hash_pool;
 pub mod limits;
+pub mod one_statement;
 pub mod pagination;
 pub mod routes;
 pub mod state;
