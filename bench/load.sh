@@ -205,6 +205,17 @@ seed_database() {
     }
 }
 
+# Brings the PostgreSQL database $2 to a steady state before a measurement: VACUUM
+# (ANALYZE) does the work that autovacuum would otherwise start during a scenario after
+# bulk inserts or updates, and CHECKPOINT writes the dirty pages out, as pgbench vacuums
+# before each run. Does nothing on SQLite ($1).
+settle_database() {
+    local backend=$1 url=$2
+    [ "$backend" = postgres ] || return 0
+    PGOPTIONS="-c client_min_messages=warning" psql "$url" -Xq -c "VACUUM (ANALYZE)" -c "CHECKPOINT" >&2 ||
+        log "VACUUM or CHECKPOINT failed on $url; the next figures may include autovacuum's work"
+}
+
 # Starts `finetune serve` on $1 and sets server_pid and server_address. The server runs
 # in the work folder, so a finetune.toml in the repository does not change its settings.
 start_server() {
@@ -374,6 +385,8 @@ run_backend() {
     large_url=$database_url
     seed_database "$small_url" 0 "$small_entries"
     seed_database "$large_url" "$seed_users" "$audit_entries"
+    settle_database "$backend" "$small_url"
+    settle_database "$backend" "$large_url"
 
     # The exports run first: the load scenarios append audit entries to the large database.
     log "$backend: exports of the small and the large database"
@@ -399,6 +412,7 @@ run_backend() {
     write_refresh_tokens "$work/refresh-tokens.lua"
     BENCH_REFRESH_TOKENS=$work/refresh-tokens.lua run_wrk rotate "$rotation_connections" \
         "$rotation_connections" "$seconds" rotate.lua /api/auth/token/refresh/
+    settle_database "$backend" "$large_url"
 
     BENCH_USERS=$seed_users BENCH_PASSWORD=$password \
         run_wrk login "$wrk_threads" "$login_connections" "$seconds" login.lua /api/auth/token/
