@@ -4,7 +4,13 @@ use crate::harness::{Backend, TestServer, backend_tests};
 use crate::http::assert_error;
 use crate::login::{assert_cookie_removed, assert_session_body, assert_token_cookies};
 
-backend_tests!(refresh_requires_csrf_header, refresh_rotates_cookies, refresh_reuse_revokes_family);
+backend_tests!(
+    refresh_requires_csrf_header,
+    refresh_rotates_cookies,
+    refresh_reuse_revokes_family,
+    failed_refresh_keeps_token_usable,
+    failed_login_stores_nothing
+);
 
 fn refresh_requires_csrf_header(backend: Backend) {
     let server = TestServer::start(backend);
@@ -76,4 +82,70 @@ fn refresh_reuse_revokes_family(backend: Backend) {
     for row in &rows {
         assert_eq!(row.revoked, 1, "reuse must revoke every token of the family: {rows:?}");
     }
+}
+
+/// A refresh that fails with a server error after the token is found must leave the
+/// token usable: the client retries it, and the retry must not count as reuse. The
+/// failure is forced by hiding `user_roles`, which only the read of the user's view
+/// touches, and the user cache is cleared first so that read happens.
+fn failed_refresh_keeps_token_usable(backend: Backend) {
+    let server = TestServer::start(backend);
+    let pair = server.obtain_token_pair(crate::harness::ADMIN_USERNAME, crate::harness::ADMIN_PASSWORD);
+    let mut database = server.database();
+    database.execute("UPDATE change_counters SET value = value + 1 WHERE name = 'user_state'");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+
+    database.execute("ALTER TABLE user_roles RENAME TO user_roles_hidden");
+    let failed_id = crate::http::new_request_id();
+    let failed = server
+        .post("/api/auth/token/refresh/")
+        .json(&serde_json::json!({"refresh": pair.refresh}))
+        .request_id(&failed_id)
+        .send();
+    database.execute("ALTER TABLE user_roles_hidden RENAME TO user_roles");
+    assert_eq!(failed.status, 500, "refresh with user_roles hidden: {}", failed.body);
+
+    let entries = database.audit_entries_for_request(&failed_id);
+    assert!(
+        entries.iter().all(|entry| entry.outcome != "success"),
+        "a refresh answered with 500 is audited as a success: {entries:?}"
+    );
+
+    let retry =
+        server.post("/api/auth/token/refresh/").json(&serde_json::json!({"refresh": pair.refresh})).send();
+    assert_eq!(retry.status, 200, "retry of the same refresh token after the failure: {}", retry.body);
+}
+
+/// A login that fails with a server error must leave no session and no `auth.login`
+/// success behind. The failure is forced as above, by hiding `user_roles`.
+fn failed_login_stores_nothing(backend: Backend) {
+    let server = TestServer::start(backend);
+    let pair = server.obtain_token_pair(crate::harness::ADMIN_USERNAME, crate::harness::ADMIN_PASSWORD);
+    let me = server.get("/api/auth/me/").bearer(&pair.access).send();
+    assert_eq!(me.status, 200, "{}", me.body);
+    let admin_id = me.json()["id"].as_i64().unwrap_or_default();
+    let mut database = server.database();
+    let tokens_before = database.refresh_tokens_of_user(admin_id).len();
+    assert_eq!(tokens_before, 1, "the first login stored one refresh token");
+
+    database.execute("ALTER TABLE user_roles RENAME TO user_roles_hidden");
+    let failed_id = crate::http::new_request_id();
+    let failed = server
+        .post("/api/auth/token/")
+        .json(&serde_json::json!({
+            "username": crate::harness::ADMIN_USERNAME,
+            "password": crate::harness::ADMIN_PASSWORD,
+        }))
+        .request_id(&failed_id)
+        .send();
+    database.execute("ALTER TABLE user_roles_hidden RENAME TO user_roles");
+    assert_eq!(failed.status, 500, "login with user_roles hidden: {}", failed.body);
+
+    let entries = database.audit_entries_for_request(&failed_id);
+    assert!(
+        entries.iter().all(|entry| entry.outcome != "success"),
+        "a login answered with 500 is audited as a success: {entries:?}"
+    );
+    let tokens = database.refresh_tokens_of_user(admin_id);
+    assert_eq!(tokens.len(), tokens_before, "a login answered with 500 stored a refresh token: {tokens:?}");
 }

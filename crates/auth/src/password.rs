@@ -55,6 +55,17 @@ pub const ITERATIONS: u32 = 2;
 /// Degree of parallelism.
 pub const PARALLELISM: u32 = 1;
 
+/// The maximum memory cost, in KiB, of a stored hash that [`Passwords::verify`] computes:
+/// 128 MiB, more than six times [`MEMORY_KIB`], so hashes made with stronger settings
+/// still verify. A stored hash above any of these limits is a mismatch, so a row written
+/// outside the API cannot make a login allocate gigabytes or hold a hashing thread for
+/// minutes.
+pub const MAX_STORED_MEMORY_KIB: u32 = 131_072;
+/// The maximum number of passes of a stored hash that is computed.
+pub const MAX_STORED_ITERATIONS: u32 = 10;
+/// The maximum degree of parallelism of a stored hash that is computed.
+pub const MAX_STORED_PARALLELISM: u32 = 8;
+
 /// Hashes and verifies passwords; holds a dummy hash so that a login for an unknown or
 /// inactive user costs the same time as a wrong password.
 #[derive(Clone)]
@@ -126,6 +137,14 @@ impl Passwords {
             self.verify_dummy(password);
             return false;
         };
+        if !within_limits(&parsed) {
+            tracing::warn!(
+                params = %parsed.params,
+                "a stored password hash exceeds the cost limits; it never matches"
+            );
+            self.verify_dummy(password);
+            return false;
+        }
         matches_phc(password.as_bytes(), &parsed)
     }
 
@@ -136,6 +155,18 @@ impl Passwords {
             let _ = matches_phc(capped, &parsed);
         }
     }
+}
+
+/// Returns true when the cost parameters of `phc` are within the `MAX_STORED_*` limits.
+/// Parameters that do not parse pass here, because [`matches_phc`] treats them as a
+/// mismatch.
+fn within_limits(phc: &PasswordHash<'_>) -> bool {
+    let Ok(params) = Params::try_from(phc) else {
+        return true;
+    };
+    params.m_cost() <= MAX_STORED_MEMORY_KIB
+        && params.t_cost() <= MAX_STORED_ITERATIONS
+        && params.p_cost() <= MAX_STORED_PARALLELISM
 }
 
 /// Recomputes `phc` for `password` with the algorithm, version, parameters and salt the

@@ -120,15 +120,9 @@ pub async fn login(
         };
         if let (None, Some(user)) = (failure, &found) {
             let entry = success_entry(user);
-            let started =
-                one_statement::start_session(connection, user.user_id(), &entry, now, lifetime, &context)?;
-            if let Some(refresh) = started {
-                // Committed already. The cache contains active users only, and a change to a
-                // user clears it.
-                let view = match cache.get(user.user_id()) {
-                    Some(view) => view,
-                    None => users::view(connection, user)?,
-                };
+            // The statement returns the view too, so nothing can fail after its commit.
+            let started = one_statement::start_session(connection, user, &entry, now, lifetime, &context)?;
+            if let Some((refresh, view)) = started {
                 cache.insert(view.clone(), generation);
                 return Ok(Ok((view, refresh)));
             }
@@ -204,19 +198,8 @@ pub async fn refresh(
     let generation = cache.generation();
     let outcome = with_connection(state, move |connection| {
         match one_statement::rotate(connection, &presented, now, lifetime, &context)? {
-            OneStatementRotation::Rotated { user_id, successor } => {
-                // Committed already. The cache contains active users only, and a change to a
-                // user clears it.
-                let user = match cache.get(user_id) {
-                    Some(view) => Some(view),
-                    None => users::active_view(connection, user_id)?,
-                };
-                let Some(user) = user else {
-                    // Deactivated since the statement.
-                    return write_transaction(connection, |connection| {
-                        reject_inactive(connection, user_id, &successor.family_id, &context, now)
-                    });
-                };
+            // The statement returns the view too, so nothing can fail after its commit.
+            OneStatementRotation::Rotated { user, successor } => {
                 cache.insert(user.clone(), generation);
                 return Ok(RefreshOutcome::Rotated(user, successor));
             }

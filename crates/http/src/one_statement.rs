@@ -21,11 +21,13 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::query_dsl::RunQueryDslSupport;
 use diesel::serialize::ToSql;
-use diesel::sql_types::{BigInt, Bool, HasSqlType, Nullable, Text, Timestamp, Untyped};
+use diesel::sql_types::{Array, BigInt, Bool, HasSqlType, Nullable, Text, Timestamp, Untyped};
 use finetune_activity::{Action, NewEntry, Outcome, request_columns};
 use finetune_auth::refresh::{self, IssuedRefreshToken};
 use finetune_core::db::DbConnection;
+use finetune_core::user::UserView;
 use finetune_core::{RequestContext, UserId};
+use finetune_rbac::users::User;
 
 use crate::error::ApiError;
 
@@ -124,45 +126,69 @@ fn bind_entry<'f>(query: PreparedSql<'f>, entry: &NewEntry, context: &RequestCon
         .bind::<Text, _>("details", entry.details.to_string())
 }
 
-/// The login, with the parameters of [`bind_entry`].
+/// The login, with the parameters of [`bind_entry`]. It returns the user's role names,
+/// sorted as `finetune_rbac::roles::role_names` sorts them, so nothing is left to read
+/// after the commit.
 const START_SESSION: &str = "\
 WITH token AS (
     INSERT INTO refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
     VALUES ({user_id}, {family_id}, {token_hash}, {now}, {expires_at})
+), entry AS (
+    INSERT INTO audit_log (occurred_at, actor_id, actor_username,
+        action, outcome, target_type, target_id, ip, user_agent, request_id, details)
+    VALUES ({now}, {user_id}, {actor_username}, {action}, {outcome}, {target_type}, {target_id},
+        {ip}, {user_agent}, {request_id}, {details})
 )
-INSERT INTO audit_log (occurred_at, actor_id, actor_username,
-    action, outcome, target_type, target_id, ip, user_agent, request_id, details)
-VALUES ({now}, {user_id}, {actor_username}, {action}, {outcome}, {target_type}, {target_id},
-    {ip}, {user_agent}, {request_id}, {details})";
+SELECT ARRAY(
+    SELECT roles.name FROM user_roles JOIN roles ON roles.id = user_roles.role_id
+    WHERE user_roles.user_id = {user_id} ORDER BY roles.name
+) AS roles";
 
-/// Stores the first token of a new refresh family for `user_id` and appends `entry`
-/// (the `auth.login` success), in one statement. Returns `None` when the connection is
-/// not PostgreSQL, so the caller uses a transaction.
+/// The row [`START_SESSION`] returns.
+#[derive(QueryableByName)]
+struct SessionRoles {
+    #[diesel(sql_type = Array<Text>)]
+    roles: Vec<String>,
+}
+
+/// Stores the first token of a new refresh family for `user` and appends `entry` (the
+/// `auth.login` success), in one statement, and returns the token and the user's view.
+/// Returns `None` when the connection is not PostgreSQL, so the caller uses a
+/// transaction.
 pub fn start_session(
     connection: &mut DbConnection,
-    user_id: UserId,
+    user: &User,
     entry: &NewEntry,
     now: DateTime<Utc>,
     lifetime: std::time::Duration,
     context: &RequestContext,
-) -> Result<Option<IssuedRefreshToken>, ApiError> {
+) -> Result<Option<(IssuedRefreshToken, UserView)>, ApiError> {
     let DbConnection::Postgresql(connection) = connection else {
         return Ok(None);
     };
     let token = refresh::prepare(now, lifetime)?;
     let family_id = refresh::new_family_id()?;
     let query = PreparedSql::new(START_SESSION)
-        .bind::<BigInt, _>("user_id", user_id.0)
+        .bind::<BigInt, _>("user_id", user.id)
         .bind::<Text, _>("family_id", family_id.clone())
         .bind::<Text, _>("token_hash", token.token_hash)
         .bind::<Timestamp, _>("now", now.naive_utc())
         .bind::<Timestamp, _>("expires_at", token.expires_at.naive_utc())
         .bind::<Nullable<Text>, _>("actor_username", entry.actor_username.clone());
-    bind_entry(query, entry, context).execute(connection)?;
-    Ok(Some(IssuedRefreshToken { token: token.token, family_id, expires_at: token.expires_at }))
+    let rows = bind_entry(query, entry, context).get_results::<SessionRoles>(connection)?;
+    let roles = rows.into_iter().next().map(|row| row.roles).unwrap_or_default();
+    let view = UserView {
+        id: user.user_id(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        roles,
+        is_active: user.is_active,
+    };
+    Ok(Some((IssuedRefreshToken { token: token.token, family_id, expires_at: token.expires_at }, view)))
 }
 
-/// The rotation, with the parameters of [`bind_entry`].
+/// The rotation, with the parameters of [`bind_entry`]. It returns the owner's view, so
+/// nothing is left to read after the commit.
 const ROTATE: &str = "\
 WITH claimed AS (
     UPDATE refresh_tokens SET used_at = {now}
@@ -170,7 +196,7 @@ WITH claimed AS (
         AND expires_at > {now}
     RETURNING user_id, family_id
 ), owner AS (
-    SELECT claimed.user_id, claimed.family_id, users.username,
+    SELECT claimed.user_id, claimed.family_id, users.username, users.email,
         coalesce(users.is_active, false) AS is_active
     FROM claimed LEFT JOIN users ON users.id = claimed.user_id
 ), successor AS (
@@ -184,7 +210,11 @@ WITH claimed AS (
         {ip}, {user_agent}, {request_id}, {details}
     FROM owner WHERE is_active
 )
-SELECT user_id, family_id, is_active FROM owner";
+SELECT user_id, family_id, username, email, is_active, ARRAY(
+    SELECT roles.name FROM user_roles JOIN roles ON roles.id = user_roles.role_id
+    WHERE user_roles.user_id = owner.user_id ORDER BY roles.name
+) AS roles
+FROM owner";
 
 /// The row the statement returns when it claimed the token.
 #[derive(QueryableByName)]
@@ -193,8 +223,14 @@ struct Owner {
     user_id: i64,
     #[diesel(sql_type = Text)]
     family_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    username: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
     #[diesel(sql_type = Bool)]
     is_active: bool,
+    #[diesel(sql_type = Array<Text>)]
+    roles: Vec<String>,
 }
 
 /// The result of the one-statement rotation.
@@ -203,8 +239,8 @@ pub enum OneStatementRotation {
     /// The token was usable and its owner active: the successor and the audit entry are
     /// stored and committed.
     Rotated {
-        /// The owner.
-        user_id: UserId,
+        /// The owner's current view.
+        user: UserView,
         /// The successor, in the same family.
         successor: IssuedRefreshToken,
     },
@@ -248,15 +284,16 @@ pub fn rotate(
         return Ok(OneStatementRotation::NotClaimed);
     };
     let user_id = UserId(owner.user_id);
-    if !owner.is_active {
+    let Some(username) = owner.username.filter(|_| owner.is_active) else {
         return Ok(OneStatementRotation::InactiveOwner { user_id, family_id: owner.family_id });
-    }
+    };
+    let user = UserView { id: user_id, username, email: owner.email, roles: owner.roles, is_active: true };
     let successor = IssuedRefreshToken {
         token: successor.token,
         family_id: owner.family_id,
         expires_at: successor.expires_at,
     };
-    Ok(OneStatementRotation::Rotated { user_id, successor })
+    Ok(OneStatementRotation::Rotated { user, successor })
 }
 
 #[cfg(test)]
