@@ -214,6 +214,13 @@ pub struct RefreshTokenRow {
     pub revoked_reason: Option<String>,
 }
 
+/// The row of [`Db::count`].
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
 const AUDIT_COLUMNS: &str = "id, actor_id, actor_username, action, outcome, target_type, target_id, \
                              ip, user_agent, request_id, details";
 
@@ -242,6 +249,13 @@ impl Db {
         let query = sql_query(format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id"));
         let result = on_connection!(self, connection => query.load::<AuditEntry>(connection));
         result.unwrap_or_else(|error| panic!("reading audit_log failed: {error}"))
+    }
+
+    /// Runs `sql`, a query whose one row has a `count` column, and returns the count.
+    pub fn count(&mut self, sql: &str) -> i64 {
+        let query = sql_query(sql);
+        let result = on_connection!(self, connection => query.get_result::<CountRow>(connection));
+        result.unwrap_or_else(|error| panic!("{sql} failed: {error}")).count
     }
 
     /// Runs one SQL statement without parameters, such as a change the API would not make.

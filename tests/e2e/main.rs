@@ -21,6 +21,7 @@ mod keys_support;
 mod login;
 mod logout;
 mod password;
+mod races;
 mod refresh;
 mod tokens;
 mod user_cache;

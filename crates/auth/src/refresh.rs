@@ -234,38 +234,76 @@ fn find(connection: &mut DbConnection, presented: &str) -> Result<StoredToken, A
         .ok_or(AuthError::TokenNotValid(TokenRejection::Unknown))
 }
 
-/// Revokes every live token of a family; returns how many were revoked.
+/// The maximum number of revoking statements in one revocation; see
+/// [`revoke_until_none_left`].
+const MAX_REVOKE_ROUNDS: usize = 100;
+
+/// Runs `revoke`, one `UPDATE` of live tokens, until it revokes none, and returns the
+/// total. On PostgreSQL an `UPDATE` that waits for a concurrent rotation's row lock then
+/// revokes the claimed token, but it misses the successor that the rotation stored,
+/// because that row is not in the statement's snapshot. The next round, with a new
+/// snapshot, revokes it.
+fn revoke_until_none_left(
+    connection: &mut DbConnection,
+    mut revoke: impl FnMut(&mut DbConnection) -> QueryResult<usize>,
+) -> Result<usize, AuthError> {
+    let mut total = 0;
+    for _ in 0..MAX_REVOKE_ROUNDS {
+        let revoked = revoke(connection)?;
+        if revoked == 0 {
+            return Ok(total);
+        }
+        total += revoked;
+    }
+    // Each round follows a rotation that committed meanwhile; this many in a row means
+    // something keeps rotating the family, and the caller's error rolls back.
+    Err(AuthError::Core(finetune_core::CoreError::Database(format!(
+        "tokens were still being issued after {MAX_REVOKE_ROUNDS} revocations"
+    ))))
+}
+
+/// Revokes every live token of a family, including successors that concurrent
+/// rotations store meanwhile; returns how many were revoked.
 pub fn revoke_family(
     connection: &mut DbConnection,
     family_id: &str,
     now: DateTime<Utc>,
     reason: RevokeReason,
 ) -> Result<usize, AuthError> {
-    let revoked = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::family_id.eq(family_id))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set((refresh_tokens::revoked_at.eq(now.naive_utc()), refresh_tokens::revoked_reason.eq(reason.as_str())))
-    .execute(connection)?;
-    Ok(revoked)
+    revoke_until_none_left(connection, |connection| {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::family_id.eq(family_id))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set((
+            refresh_tokens::revoked_at.eq(now.naive_utc()),
+            refresh_tokens::revoked_reason.eq(reason.as_str()),
+        ))
+        .execute(connection)
+    })
 }
 
-/// Revokes every live token of a user; returns how many were revoked.
+/// Revokes every live token of a user, including successors that concurrent rotations
+/// store meanwhile; returns how many were revoked.
 pub fn revoke_all_for_user(
     connection: &mut DbConnection,
     user_id: UserId,
     now: DateTime<Utc>,
     reason: RevokeReason,
 ) -> Result<usize, AuthError> {
-    let revoked = diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::user_id.eq(user_id.0))
-            .filter(refresh_tokens::revoked_at.is_null()),
-    )
-    .set((refresh_tokens::revoked_at.eq(now.naive_utc()), refresh_tokens::revoked_reason.eq(reason.as_str())))
-    .execute(connection)?;
-    Ok(revoked)
+    revoke_until_none_left(connection, |connection| {
+        diesel::update(
+            refresh_tokens::table
+                .filter(refresh_tokens::user_id.eq(user_id.0))
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set((
+            refresh_tokens::revoked_at.eq(now.naive_utc()),
+            refresh_tokens::revoked_reason.eq(reason.as_str()),
+        ))
+        .execute(connection)
+    })
 }
 
 /// Rotates a presented refresh token at `now`.

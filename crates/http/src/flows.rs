@@ -15,7 +15,7 @@ use finetune_rbac::users;
 
 use crate::blocking::{hashing, with_connection};
 use crate::error::ApiError;
-use crate::one_statement::{self, OneStatementRotation};
+use crate::one_statement::{self, OneStatementRotation, SessionStart};
 use crate::state::AppState;
 
 /// A signed-in session: the user and a fresh token pair.
@@ -118,29 +118,45 @@ pub async fn login(
                 .actor(Some(user.id), Some(&user.username))
                 .target("user", user.id)
         };
+        let mut failure = failure;
         if let (None, Some(user)) = (failure, &found) {
             let entry = success_entry(user);
             // The statement returns the view too, so nothing can fail after its commit.
-            let started = one_statement::start_session(connection, user, &entry, now, lifetime, &context)?;
-            if let Some((refresh, view)) = started {
-                cache.insert(view.clone(), generation);
-                return Ok(Ok((view, refresh)));
+            match one_statement::start_session(connection, user, &entry, now, lifetime, &context)? {
+                SessionStart::Started(refresh, view) => {
+                    cache.insert(view.clone(), generation);
+                    return Ok(Ok((view, refresh)));
+                }
+                SessionStart::Inactive => failure = Some(LoginFailure::Inactive),
+                SessionStart::NotPostgresql => {}
             }
         }
 
-        write_transaction(connection, |connection| match (failure, &found) {
-            (None, Some(user)) => {
-                let refresh = refresh::issue(connection, user.user_id(), None, now, lifetime)?;
-                audit(connection, success_entry(user), &context, now)?;
-                Ok(Ok((users::view(connection, user)?, refresh)))
-            }
-            (failure, user) => {
-                let reason = failure.unwrap_or(LoginFailure::UnknownUser);
-                let entry = NewEntry::new(Action::Login, Outcome::Failure)
-                    .actor(user.as_ref().map(|u| u.id), Some(&username))
-                    .detail("reason", reason.as_str());
-                audit(connection, entry, &context, now)?;
-                Ok(Err(reason))
+        write_transaction(connection, |connection| {
+            // The user may have been deactivated or deleted since the lookup; the write
+            // lock of this transaction orders this read after such a change.
+            let failure = match (failure, &found) {
+                (None, Some(user)) => match users::find(connection, user.user_id())? {
+                    Some(current) if current.is_active => None,
+                    Some(_) => Some(LoginFailure::Inactive),
+                    None => Some(LoginFailure::UnknownUser),
+                },
+                (failure, _) => failure,
+            };
+            match (failure, &found) {
+                (None, Some(user)) => {
+                    let refresh = refresh::issue(connection, user.user_id(), None, now, lifetime)?;
+                    audit(connection, success_entry(user), &context, now)?;
+                    Ok(Ok((users::view(connection, user)?, refresh)))
+                }
+                (failure, user) => {
+                    let reason = failure.unwrap_or(LoginFailure::UnknownUser);
+                    let entry = NewEntry::new(Action::Login, Outcome::Failure)
+                        .actor(user.as_ref().map(|u| u.id), Some(&username))
+                        .detail("reason", reason.as_str());
+                    audit(connection, entry, &context, now)?;
+                    Ok(Err(reason))
+                }
             }
         })
     })

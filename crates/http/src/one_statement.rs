@@ -126,35 +126,58 @@ fn bind_entry<'f>(query: PreparedSql<'f>, entry: &NewEntry, context: &RequestCon
         .bind::<Text, _>("details", entry.details.to_string())
 }
 
-/// The login, with the parameters of [`bind_entry`]. It returns the user's role names,
-/// sorted as `finetune_rbac::roles::role_names` sorts them, so nothing is left to read
-/// after the commit.
+/// The login, with the parameters of [`bind_entry`]. `active` reads the user again
+/// with `FOR SHARE`: it waits for a deactivation or deletion in progress and then reads
+/// its result, and a later one waits for this statement. A user deactivated or deleted
+/// since the lookup before the password check returns no row and nothing is stored. The
+/// statement returns the user's view, roles sorted as
+/// `finetune_rbac::roles::role_names` sorts them, so nothing is left to read after the
+/// commit.
 const START_SESSION: &str = "\
-WITH token AS (
+WITH active AS (
+    SELECT id, username, email FROM users WHERE id = {user_id} AND is_active FOR SHARE
+), token AS (
     INSERT INTO refresh_tokens (user_id, family_id, token_hash, issued_at, expires_at)
-    VALUES ({user_id}, {family_id}, {token_hash}, {now}, {expires_at})
+    SELECT id, {family_id}, {token_hash}, {now}, {expires_at} FROM active
 ), entry AS (
     INSERT INTO audit_log (occurred_at, actor_id, actor_username,
         action, outcome, target_type, target_id, ip, user_agent, request_id, details)
-    VALUES ({now}, {user_id}, {actor_username}, {action}, {outcome}, {target_type}, {target_id},
-        {ip}, {user_agent}, {request_id}, {details})
+    SELECT {now}, id, username, {action}, {outcome}, {target_type}, {target_id},
+        {ip}, {user_agent}, {request_id}, {details}
+    FROM active
 )
-SELECT ARRAY(
+SELECT username, email, ARRAY(
     SELECT roles.name FROM user_roles JOIN roles ON roles.id = user_roles.role_id
-    WHERE user_roles.user_id = {user_id} ORDER BY roles.name
-) AS roles";
+    WHERE user_roles.user_id = active.id ORDER BY roles.name
+) AS roles
+FROM active";
 
 /// The row [`START_SESSION`] returns.
 #[derive(QueryableByName)]
-struct SessionRoles {
+struct SessionUser {
+    #[diesel(sql_type = Text)]
+    username: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
     #[diesel(sql_type = Array<Text>)]
     roles: Vec<String>,
 }
 
+/// The result of [`start_session`].
+#[derive(Debug)]
+pub enum SessionStart {
+    /// The session's first refresh token and the user's view; both are committed with
+    /// the `auth.login` entry.
+    Started(IssuedRefreshToken, UserView),
+    /// The user was deactivated or deleted since the lookup: nothing was stored.
+    Inactive,
+    /// The connection is not PostgreSQL: nothing was done, so the caller uses a
+    /// transaction.
+    NotPostgresql,
+}
+
 /// Stores the first token of a new refresh family for `user` and appends `entry` (the
-/// `auth.login` success), in one statement, and returns the token and the user's view.
-/// Returns `None` when the connection is not PostgreSQL, so the caller uses a
-/// transaction.
+/// `auth.login` success), in one statement, when `user` is still active.
 pub fn start_session(
     connection: &mut DbConnection,
     user: &User,
@@ -162,9 +185,9 @@ pub fn start_session(
     now: DateTime<Utc>,
     lifetime: std::time::Duration,
     context: &RequestContext,
-) -> Result<Option<(IssuedRefreshToken, UserView)>, ApiError> {
+) -> Result<SessionStart, ApiError> {
     let DbConnection::Postgresql(connection) = connection else {
-        return Ok(None);
+        return Ok(SessionStart::NotPostgresql);
     };
     let token = refresh::prepare(now, lifetime)?;
     let family_id = refresh::new_family_id()?;
@@ -173,18 +196,20 @@ pub fn start_session(
         .bind::<Text, _>("family_id", family_id.clone())
         .bind::<Text, _>("token_hash", token.token_hash)
         .bind::<Timestamp, _>("now", now.naive_utc())
-        .bind::<Timestamp, _>("expires_at", token.expires_at.naive_utc())
-        .bind::<Nullable<Text>, _>("actor_username", entry.actor_username.clone());
-    let rows = bind_entry(query, entry, context).get_results::<SessionRoles>(connection)?;
-    let roles = rows.into_iter().next().map(|row| row.roles).unwrap_or_default();
+        .bind::<Timestamp, _>("expires_at", token.expires_at.naive_utc());
+    let rows = bind_entry(query, entry, context).get_results::<SessionUser>(connection)?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(SessionStart::Inactive);
+    };
     let view = UserView {
         id: user.user_id(),
-        username: user.username.clone(),
-        email: user.email.clone(),
-        roles,
-        is_active: user.is_active,
+        username: row.username,
+        email: row.email,
+        roles: row.roles,
+        is_active: true,
     };
-    Ok(Some((IssuedRefreshToken { token: token.token, family_id, expires_at: token.expires_at }, view)))
+    let refresh = IssuedRefreshToken { token: token.token, family_id, expires_at: token.expires_at };
+    Ok(SessionStart::Started(refresh, view))
 }
 
 /// The rotation, with the parameters of [`bind_entry`]. It returns the owner's view, so
@@ -314,5 +339,27 @@ mod tests {
         let query = PreparedSql::new("SELECT {a}, {missing}").bind::<BigInt, _>("a", 7_i64);
         let built = QueryFragment::<Pg>::to_sql(&query, &mut diesel::pg::PgQueryBuilder::default(), &Pg);
         assert!(built.is_err(), "a template with an unbound name must not build");
+    }
+
+    #[test]
+    fn template_unclosed_brace_fails() {
+        let query = PreparedSql::new("SELECT {a} || '{").bind::<BigInt, _>("a", 7_i64);
+        let built = QueryFragment::<Pg>::to_sql(&query, &mut diesel::pg::PgQueryBuilder::default(), &Pg);
+        assert!(built.is_err(), "an unclosed brace must not build");
+    }
+
+    #[test]
+    fn template_lone_close_brace_is_text() {
+        let query = PreparedSql::new("SELECT '}', {a}").bind::<BigInt, _>("a", 7_i64);
+        let sql = diesel::debug_query::<Pg, _>(&query).to_string();
+        assert!(sql.starts_with("SELECT '}', $1 -- binds: [7]"), "{sql}");
+    }
+
+    #[test]
+    fn template_value_with_braces_stays_bound() {
+        let query =
+            PreparedSql::new("SELECT {a}").bind::<Text, _>("a", "{a}'; DROP TABLE users; --".to_owned());
+        let sql = diesel::debug_query::<Pg, _>(&query).to_string();
+        assert!(sql.starts_with("SELECT $1 -- binds: "), "{sql}");
     }
 }
