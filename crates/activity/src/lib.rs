@@ -183,6 +183,10 @@ pub fn request_columns(context: &RequestContext) -> (Option<String>, Option<&str
 }
 
 /// Writes `entry` with the request's IP, user agent and request id.
+///
+/// NOTE: the PostgreSQL login and rotation statements in `finetune-http`
+/// (`one_statement.rs`) insert audit rows with their own SQL, so a new column must be
+/// added there too.
 pub fn record(
     connection: &mut DbConnection,
     entry: &NewEntry,
