@@ -205,10 +205,10 @@ seed_database() {
     }
 }
 
-# Brings the PostgreSQL database $2 to a steady state before a measurement: VACUUM
+# Brings the PostgreSQL database $2 to a steady state before a measurement. VACUUM
 # (ANALYZE) does the work that autovacuum would otherwise start during a scenario after
-# bulk inserts or updates, and CHECKPOINT writes the dirty pages out, as pgbench vacuums
-# before each run. Does nothing on SQLite ($1).
+# bulk inserts or updates, and CHECKPOINT writes the dirty pages out. pgbench vacuums
+# before each run for the same reason. Does nothing on SQLite ($1).
 settle_database() {
     local backend=$1 url=$2
     [ "$backend" = postgres ] || return 0

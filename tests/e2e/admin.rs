@@ -293,8 +293,9 @@ fn deactivation_revokes_sessions(backend: Backend) {
     assert_error(&server.get("/api/auth/me/").bearer(&pair.access).send(), 401, "token_not_valid");
 }
 
-/// A user made inactive in the database without the API, so their refresh token is
-/// still usable, cannot rotate it: the family is revoked and the failure audited.
+/// Checks that a user made inactive in the database without the API, whose refresh
+/// token is therefore still usable, cannot rotate it: the family is revoked and the
+/// failure audited.
 fn inactive_owner_cannot_rotate(backend: Backend) {
     let server = TestServer::start(backend);
     let admin = admin_token(&server);

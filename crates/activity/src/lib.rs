@@ -175,8 +175,8 @@ impl NewEntry {
     }
 }
 
-/// The request columns of an audit row: the client IP, the user agent and the request
-/// id, each `None` when unknown or empty.
+/// Returns the request columns of an audit row: the client IP, the user agent and the
+/// request id, each `None` when unknown or empty.
 pub fn request_columns(context: &RequestContext) -> (Option<String>, Option<&str>, Option<&str>) {
     let request_id = Some(context.request_id.as_str()).filter(|id| !id.is_empty());
     (context.client_ip.map(|ip| ip.to_string()), context.user_agent.as_deref(), request_id)

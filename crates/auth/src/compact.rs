@@ -53,8 +53,8 @@ pub(crate) struct Header {
 
 impl<'a> CompactToken<'a> {
     /// Splits `token` into three base64url parts and decodes the header. A header that
-    /// does not decode is malformed; missing or extra parts are malformed only when the
-    /// signature is checked, so the log names a wrong `alg` or `kid` first.
+    /// does not decode is malformed. Missing or extra parts count as malformed only when
+    /// the signature is checked, so the log names a wrong `alg` or `kid` first.
     pub fn parse(token: &'a str) -> Result<Self, TokenRejection> {
         let mut parts = token.splitn(3, '.');
         let header = parts.next().unwrap_or_default();

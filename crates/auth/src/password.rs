@@ -17,13 +17,13 @@ use crate::error::AuthError;
 
 thread_local! {
     /// The argon2 memory this thread reuses; `None` on threads that did not ask to keep it.
-    static KEPT_MEMORY: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+    static THREAD_MEMORY: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
 }
 
 /// Keeps this thread's argon2 memory (19 MiB with the default parameters) between
 /// hashes, until the thread ends. Hashing threads call it once at start.
 pub fn keep_memory_on_this_thread() {
-    KEPT_MEMORY.with(|kept| {
+    THREAD_MEMORY.with(|kept| {
         kept.borrow_mut().get_or_insert_with(Vec::new);
     });
 }
@@ -33,7 +33,7 @@ pub fn keep_memory_on_this_thread() {
 /// allocation that is freed afterwards.
 fn with_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
     let default_blocks = default_params().map_or(0, |params| params.block_count());
-    KEPT_MEMORY.with(|kept| match kept.borrow_mut().as_mut() {
+    THREAD_MEMORY.with(|kept| match kept.borrow_mut().as_mut() {
         Some(memory) if blocks <= default_blocks => {
             if memory.len() < blocks {
                 memory.resize(blocks, Block::default());
@@ -261,7 +261,7 @@ mod tests {
                 checks.push(passwords.verify("correct horse battery staple", &hash));
                 checks.push(!passwords.verify("correct horse battery stapler", &hash));
             }
-            let kept = KEPT_MEMORY.with(|kept| kept.borrow().as_ref().map(Vec::len));
+            let kept = THREAD_MEMORY.with(|kept| kept.borrow().as_ref().map(Vec::len));
             (checks, kept)
         })
         .join()

@@ -360,10 +360,8 @@ struct Claimed {
 
 /// Marks the token with this hash used when it is usable (not used, not revoked, not
 /// expired), stores its successor `successor_hash` in the same family, and returns the
-/// owner and family; `None` when the token is not usable.
-///
-/// On PostgreSQL both writes are one statement, so one round trip; SQLite, which has no
-/// data-modifying `WITH`, runs two.
+/// owner and family; `None` when the token is not usable. The server's PostgreSQL path
+/// does the same in one statement (`finetune-http`'s `one_statement.rs`).
 fn claim(
     connection: &mut DbConnection,
     token_hash: &str,
@@ -373,37 +371,28 @@ fn claim(
 ) -> Result<Option<Claimed>, AuthError> {
     use diesel::sql_types::{Text, Timestamp};
 
-    // diesel's DSL has no RETURNING for both backends at once, so this is plain SQL.
-    let claimed = match connection {
-        DbConnection::Postgresql(_) => diesel::sql_query(
-            "WITH claimed AS (UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 \
-             AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1 \
-             RETURNING user_id, family_id), \
-             successor AS (INSERT INTO refresh_tokens \
-             (user_id, family_id, token_hash, issued_at, expires_at) \
-             SELECT user_id, family_id, $3, $1, $4 FROM claimed) \
-             SELECT user_id, family_id FROM claimed",
-        )
-        .bind::<Timestamp, _>(now.naive_utc())
-        .bind::<Text, _>(token_hash)
-        .bind::<Text, _>(successor_hash)
-        .bind::<Timestamp, _>(expires_at.naive_utc())
-        .get_results::<Claimed>(connection)?,
+    // diesel's DSL has no RETURNING for both backends at once, so this is plain SQL;
+    // SQLite numbers its parameters like PostgreSQL does when written `?1`.
+    let sql = match connection {
+        DbConnection::Postgresql(_) => {
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1 RETURNING user_id, family_id"
+        }
         DbConnection::Sqlite(_) => {
-            let claimed = diesel::sql_query(
-                "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL \
-                 AND revoked_at IS NULL AND expires_at > ?1 RETURNING user_id, family_id",
-            )
-            .bind::<Timestamp, _>(now.naive_utc())
-            .bind::<Text, _>(token_hash)
-            .get_results::<Claimed>(connection)?;
-            if let Some(row) = claimed.first() {
-                insert(connection, UserId(row.user_id), &row.family_id, successor_hash, now, expires_at)?;
-            }
-            claimed
+            "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ?1 RETURNING user_id, family_id"
         }
     };
-    Ok(claimed.into_iter().next())
+    let claimed = diesel::sql_query(sql)
+        .bind::<Timestamp, _>(now.naive_utc())
+        .bind::<Text, _>(token_hash)
+        .get_results::<Claimed>(connection)?
+        .into_iter()
+        .next();
+    if let Some(row) = &claimed {
+        insert(connection, UserId(row.user_id), &row.family_id, successor_hash, now, expires_at)?;
+    }
+    Ok(claimed)
 }
 
 /// Revokes the family of a presented token (logout, blacklist); returns the owner and

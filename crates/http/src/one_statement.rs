@@ -61,13 +61,14 @@ impl<'f> PreparedSql<'f> {
         Self { template, binds: Vec::new() }
     }
 
-    /// Sets the value of `{name}`.
+    /// Sets the value of `{name}`, which must not have one yet.
     fn bind<ST, T>(mut self, name: &'static str, value: T) -> Self
     where
         Pg: HasSqlType<ST>,
         T: ToSql<ST, Pg> + Send + 'f,
         ST: Send + 'f,
     {
+        debug_assert!(self.binds.iter().all(|(bound, _)| *bound != name), "{{{name}}} is bound twice");
         self.binds.push((name, Box::new(Bind { value, sql_type: PhantomData::<ST> })));
         self
     }

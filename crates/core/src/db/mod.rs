@@ -138,7 +138,7 @@ pub fn build_pool(url: &str, max_size: u32) -> Result<DbPool, CoreError> {
     establish(url)?;
     r2d2::Pool::builder()
         .max_size(max_size)
-        // Two open connections: a streamed export holds one while the request that
+        // Two open connections: a streamed export uses one while the request that
         // starts it writes its audit entry with another, so neither waits for a new
         // PostgreSQL session (a TLS handshake and a backend start).
         .min_idle(Some(2.min(max_size)))
